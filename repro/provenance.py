@@ -1,0 +1,44 @@
+"""What produced a run: git commit, package versions, hardware and command line."""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+PACKAGES = ("torch", "torchvision", "timm", "hydra-core", "wandb", "numpy")
+
+
+def git_commit(cwd: Path = Path(__file__).resolve().parent) -> str:
+    """HEAD of the repository holding the code, with '+dirty' when the tree has changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit or "unknown") + ("+dirty" if dirty else "")
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def provenance(device: torch.device) -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"commit": git_commit(), "python": platform.python_version(), "versions": versions,
+            "host": socket.gethostname(), "device": str(device), "hardware": hardware(device),
+            "argv": sys.argv}

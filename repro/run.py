@@ -1,0 +1,97 @@
+"""run(cfg, run_dir): one training run from a resolved config. No Hydra here, so tests and
+scripts call it directly. A run directory that holds a checkpoint is resumed."""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from repro import checkpoint
+from repro.data import load_data
+from repro.errors import ConfigError, DataError
+from repro.logger import MetricsLog, start_wandb
+from repro.models import build_model
+from repro.plot import plot_run
+from repro.provenance import provenance
+from repro.trainer import Trainer
+from repro.validate import validate
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def max_rates(drop) -> dict:
+    """Build with the schedule's maximum so that a rate starting at 0 can be switched on later."""
+    return {"dropout": drop.rate if drop.kind == "dropout" else 0.0,
+            "drop_path": drop.rate if drop.kind == "drop_path" else 0.0}
+
+
+def check_geometry(cfg, data) -> None:
+    _, c, h, w = data.train_x.shape
+    if (c, h, w) != (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size):
+        raise DataError(f"{cfg.data.name} images are {c}x{h}x{w} but the config says data.in_chans="
+                        f"{cfg.data.in_chans}, data.img_size={cfg.data.img_size}; fix those keys")
+
+
+def write_json(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.replace(path)
+
+
+def run_id(run_dir: Path) -> str:
+    """A random id kept in the run directory, so a resumed run continues the same W&B run."""
+    path = run_dir / ".run_id"
+    if not path.is_file():
+        path.write_text(secrets.token_hex(6))
+    return path.read_text().strip()
+
+
+def run(cfg, run_dir) -> dict:
+    """Train `cfg` in `run_dir`; return the final metrics (also written to summary.json)."""
+    validate(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    device = select_device(str(cfg.device))
+    ckpt_path = run_dir / "checkpoint.pt"
+    state = checkpoint.load(ckpt_path) if cfg.train.resume else None
+    if state is not None and state["config_hash"] != checkpoint.config_hash(cfg):
+        raise ConfigError(f"{run_dir} holds a run of a different config; choose another "
+                          "hydra.run.dir, or set train.resume=false to start it over")
+    data = load_data(cfg.data)
+    check_geometry(cfg, data)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
+                        img_size=cfg.data.img_size, **max_rates(cfg.drop))
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_json(provenance(device), run_dir / "provenance.json")
+    tags = [cfg.model.name, cfg.drop.kind, cfg.drop.mode]
+    log = MetricsLog(run_dir / "metrics.jsonl", start_wandb(cfg.logger, config, run_dir,
+                                                            run_id(run_dir), tags))
+    trainer = Trainer(cfg, model, data, device, log, ckpt_path)
+    if state is not None:
+        trainer.load_state_dict(state)
+        print(f"resuming {run_dir} at step {trainer.step} of {trainer.total_steps}")
+    else:
+        log.truncate(0)
+    started = time.perf_counter()
+    try:
+        final = trainer.fit()
+    finally:
+        log.close()
+    summary = {**final, "best_test_acc": trainer.best_test_acc, "steps": trainer.step,
+               "wall_s_this_launch": time.perf_counter() - started}
+    write_json(summary, run_dir / "summary.json")
+    plot_run(run_dir)
+    return summary

@@ -1,0 +1,99 @@
+"""Drop-rate schedules (standard / early / late) and writing a rate into a model's modules.
+
+`drop_schedule` follows the official code's semantics exactly (PAPER.md section 2): one value per
+optimizer step. `DropController` writes the value of the current step into every dropout site or,
+for stochastic depth, into every block's DropPath scaled by the linear depth rule.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch.nn as nn
+from timm.layers import DropPath
+
+MODES = ("standard", "early", "late")
+SCHEDULES = ("constant", "linear", "cosine")
+KINDS = ("none", "dropout", "drop_path")
+
+
+def cutoff_steps(cutoff_epoch: float, iters_per_epoch: int) -> int:
+    """Optimizer steps before the cutoff; fractional cutoff epochs round to the nearest step."""
+    return int(round(cutoff_epoch * iters_per_epoch))
+
+
+def drop_schedule(rate: float, epochs: int, iters_per_epoch: int, cutoff_epoch: float = 0,
+                  mode: str = "standard", schedule: str = "constant") -> np.ndarray:
+    """One drop rate per optimizer step, `epochs * iters_per_epoch` values.
+
+    standard: `rate` throughout. early: `rate` (constant), `linspace(rate, 0, C)` (linear) or a
+    half cosine from `rate` to 0 (cosine) over the first C = cutoff steps, then 0. late: 0 for the
+    first C steps, then `rate` (constant only, as in the paper).
+    """
+    if mode not in MODES:
+        raise ValueError(f"drop.mode={mode!r} is not one of {MODES}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"drop.schedule={schedule!r} is not one of {SCHEDULES}")
+    if not 0 <= rate < 1:
+        raise ValueError(f"drop.rate={rate} must lie in [0, 1)")
+    if not 0 <= cutoff_epoch <= epochs:
+        raise ValueError(f"drop.cutoff_epoch={cutoff_epoch} must lie in [0, epochs={epochs}]")
+    total = epochs * iters_per_epoch
+    if mode == "standard":
+        if schedule != "constant":
+            raise ValueError(f"drop.schedule={schedule!r} needs drop.mode=early; standard is constant")
+        return np.full(total, rate, dtype=np.float64)
+    before = cutoff_steps(cutoff_epoch, iters_per_epoch)
+    if mode == "late":
+        if schedule != "constant":
+            raise ValueError(f"drop.mode=late supports drop.schedule=constant only, got {schedule!r}")
+        return np.concatenate([np.zeros(before), np.full(total - before, rate)])
+    if schedule == "constant":
+        head = np.full(before, rate, dtype=np.float64)
+    elif schedule == "linear":
+        head = np.linspace(rate, 0, before)
+    else:  # cosine: rate at step 0, exactly 0 at step C-1, like linear
+        t = np.arange(before) / max(before - 1, 1)
+        head = rate * 0.5 * (1 + np.cos(math.pi * t))
+    return np.concatenate([head, np.zeros(total - before)])
+
+
+def depth_scales(num_blocks: int) -> np.ndarray:
+    """The linear depth rule: block i of L gets i / (L - 1) of the rate (0 for a single block)."""
+    return np.linspace(0, 1, num_blocks) if num_blocks > 1 else np.zeros(num_blocks)
+
+
+class DropController:
+    """Writes a scheduled rate into a model before each optimizer step.
+
+    kind="dropout": every `nn.Dropout` except those whose name ends with one of `exclude`
+    (the classifier-head dropout by default). kind="drop_path": every DropPath of block i gets
+    `rate * i / (L - 1)`. Build the model with the schedule's maximum so that every site exists.
+    """
+
+    def __init__(self, model: nn.Module, kind: str, blocks: list[nn.Module] | None = None,
+                 exclude: tuple[str, ...] = ("head_drop",)):
+        if kind not in KINDS:
+            raise ValueError(f"drop.kind={kind!r} is not one of {KINDS}")
+        self.kind = kind
+        self.sites: list[tuple[nn.Module, float]] = []
+        if kind == "dropout":
+            self.sites = [(m, 1.0) for name, m in model.named_modules()
+                          if isinstance(m, nn.Dropout) and not name.endswith(exclude)]
+        elif kind == "drop_path":
+            if not blocks:
+                raise ValueError(f"drop.kind=drop_path needs a model with residual blocks; "
+                                 f"{type(model).__name__} has none. Use drop.kind=dropout.")
+            for block, scale in zip(blocks, depth_scales(len(blocks))):
+                paths = [m for m in block.modules() if isinstance(m, DropPath)]
+                if not paths and scale > 0:
+                    raise ValueError("a block has no DropPath: build the model with the "
+                                     "schedule's maximum drop-path rate")
+                self.sites += [(m, float(scale)) for m in paths]
+        if kind != "none" and not self.sites:
+            raise ValueError(f"drop.kind={kind} found no site to drop in {type(model).__name__}")
+
+    def apply(self, rate: float) -> None:
+        attr = "p" if self.kind == "dropout" else "drop_prob"
+        for module, scale in self.sites:
+            setattr(module, attr, rate * scale)

@@ -1,0 +1,157 @@
+"""The training loop: a scheduled drop rate per step, timm optimizer and LR schedule, an
+evaluation per epoch (test set, and the full model on a fixed training subset), checkpoints."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from tqdm.auto import tqdm
+
+from repro import checkpoint
+from repro.data import ImageData
+from repro.data.loader import Normalize, TrainBatches, eval_batches, mix_seed
+from repro.logger import MetricsLog
+from repro.models import residual_blocks
+from repro.optim import build_optimizer
+from repro.schedules import DropController, drop_schedule
+
+
+def cutoff_epoch(cfg) -> float:
+    """`drop.cutoff_epoch` if set, else `drop.cutoff_fraction` of `train.epochs`."""
+    d = cfg.drop
+    return d.cutoff_epoch if d.get("cutoff_epoch") is not None else d.cutoff_fraction * cfg.train.epochs
+
+
+class Trainer:
+    def __init__(self, cfg, model: nn.Module, data: ImageData, device: torch.device,
+                 log: MetricsLog, checkpoint_path: Path | None = None):
+        t, d = cfg.train, cfg.drop
+        self.cfg, self.model, self.device, self.log = cfg, model.to(device), device, log
+        self.checkpoint_path = checkpoint_path
+        self.normalize = Normalize(*data.mean_std, device)
+        self.batches = TrainBatches(data.train_x.to(device), data.train_y.to(device), t.batch_size,
+                                    self.normalize, cfg.seed, cfg.data.crop_padding, cfg.data.hflip)
+        probe = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
+        probe = probe[:t.train_eval_size]
+        self.eval_sets = {"test": (data.test_x.to(device), data.test_y.to(device)),
+                          "train_full": (data.train_x[probe].to(device), data.train_y[probe].to(device))}
+        self.steps_per_epoch = len(self.batches)
+        self.total_steps = t.epochs * self.steps_per_epoch
+        self.rates = (np.zeros(self.total_steps) if d.kind == "none" else drop_schedule(
+            d.rate, t.epochs, self.steps_per_epoch, cutoff_epoch(cfg), d.mode, d.schedule))
+        self.controller = DropController(model, d.kind, residual_blocks(model))
+        self.optimizer, self.scheduler = build_optimizer(
+            model, cfg.optim, t.batch_size, self.total_steps, self.steps_per_epoch)
+        a = cfg.data
+        self.mixup = (Mixup(mixup_alpha=a.mixup, cutmix_alpha=a.cutmix, label_smoothing=a.label_smoothing,
+                            num_classes=data.num_classes) if a.mixup or a.cutmix else None)
+        self.criterion = (SoftTargetCrossEntropy() if self.mixup else
+                          nn.CrossEntropyLoss(label_smoothing=a.label_smoothing))
+        self.step = 0
+        self.best_test_acc = 0.0
+
+    def autocast(self):
+        amp = self.cfg.train.amp and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step at the scheduled drop rate and LR; masks seeded by (seed, step)."""
+        if self.controller.kind != "none":
+            self.controller.apply(float(self.rates[self.step]))
+        self.scheduler.step_update(self.step)
+        seed = mix_seed(self.cfg.seed, self.step, 1)
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)  # timm's Mixup draws from numpy
+        if self.mixup:
+            x, y = self.mixup(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        accum = self.cfg.train.accum_steps
+        total = torch.zeros((), device=self.device)
+        for xm, ym in zip(x.chunk(accum), y.chunk(accum)):
+            with self.autocast():
+                loss = self.criterion(self.model(xm), ym) / accum
+            loss.backward()
+            total += loss.detach()
+        self.optimizer.step()
+        self.step += 1
+        return total
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Loss and top-1 accuracy of the full model (eval mode) on the test set and train subset."""
+        self.model.eval()
+        out = {}
+        for name, (x, y) in self.eval_sets.items():
+            loss, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
+            for xb, yb in eval_batches(x, y, self.cfg.train.eval_batch_size, self.normalize):
+                with self.autocast():
+                    logits = self.model(xb).float()
+                loss += F.cross_entropy(logits, yb, reduction="sum")
+                correct += (logits.argmax(1) == yb).sum()
+            out[f"{name}_loss"] = loss.item() / len(y)
+            out[f"{name}_acc"] = correct.item() / len(y)
+        self.model.train()
+        return out
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step,
+                "best_test_acc": self.best_test_acc, "metrics_offset": self.log.tell(),
+                "config_hash": checkpoint.config_hash(self.cfg)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.best_test_acc = state["step"], state["best_test_acc"]
+        self.log.truncate(state["metrics_offset"])
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is not None:
+            checkpoint.save_atomic(self.state_dict(), self.checkpoint_path)
+
+    def fit(self) -> dict:
+        """Train from `self.step` to the end; return the last evaluation."""
+        t = self.cfg.train
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not t.progress,
+                   dynamic_ncols=True, desc="train")
+        metrics: dict = {}
+        self.model.train()
+        while self.step < self.total_steps:
+            epoch, start = divmod(self.step, self.steps_per_epoch)
+            running, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
+            for x, y in self.batches.epoch(epoch, start):
+                rate = float(self.rates[self.step])
+                running += self.train_step(x, y)
+                count += 1
+                if self.step % t.log_every and self.step % self.steps_per_epoch:
+                    continue
+                loss = running.item() / count
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"training loss is {loss} at step {self.step}; the last good checkpoint "
+                        f"is {self.checkpoint_path}. Lower optim.lr or check the data.")
+                speed = count * t.batch_size / (time.perf_counter() - tick)
+                self.log.log("train", self.step, epoch=self.step / self.steps_per_epoch,
+                             loss=loss, lr=self.optimizer.param_groups[0]["lr"], drop_rate=rate,
+                             img_per_s=speed)
+                bar.update(count)
+                bar.set_postfix(loss=f"{loss:.3f}", p=f"{rate:.3f}",
+                                acc=f"{metrics.get('test_acc', float('nan')):.3f}")
+                running, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
+                if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step % self.steps_per_epoch:
+                    self.save_checkpoint()
+            metrics = self.evaluate()
+            self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
+            self.log.log("eval", self.step, epoch=epoch + 1, best_test_acc=self.best_test_acc,
+                         **metrics)
+            self.save_checkpoint()
+        bar.close()
+        return metrics

@@ -1,0 +1,110 @@
+"""Config checks run before any data is loaded or model built.
+
+Each failure raises ConfigError naming the key, the value and the fix.
+"""
+from __future__ import annotations
+
+import torch
+from timm.optim import list_optimizers
+
+from repro.data import DATASETS
+from repro.errors import ConfigError
+from repro.models import ARCHS
+from repro.schedules import KINDS, MODES, SCHEDULES
+
+LOGGER_MODES = ("offline", "online", "disabled")
+
+
+def require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def check_train(cfg) -> None:
+    t = cfg.train
+    for key in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "log_every",
+                "train_eval_size"):
+        value = t.get(key)
+        require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                f"train.{key}={value!r} must be a positive integer")
+    require(t.batch_size % t.accum_steps == 0,
+            f"train.accum_steps={t.accum_steps} must divide train.batch_size={t.batch_size}")
+    require(not t.ckpt_every or (t.ckpt_every > 0 and t.ckpt_every % t.log_every == 0),
+            f"train.ckpt_every={t.ckpt_every} must be 0 (per epoch only) or a positive "
+            f"multiple of train.log_every={t.log_every}, so a resumed run logs the same losses")
+    require(isinstance(cfg.seed, int), f"seed={cfg.seed!r} must be an integer")
+
+
+def check_drop(cfg) -> None:
+    d, epochs = cfg.drop, cfg.train.epochs
+    require(d.kind in KINDS, f"drop.kind={d.kind!r} is unknown; choose one of {KINDS}")
+    if d.kind == "none":
+        return
+    require(d.mode in MODES, f"drop.mode={d.mode!r} is unknown; choose one of {MODES}")
+    require(d.schedule in SCHEDULES,
+            f"drop.schedule={d.schedule!r} is unknown; choose one of {SCHEDULES}")
+    require(isinstance(d.rate, (int, float)) and 0 <= d.rate < 1,
+            f"drop.rate={d.rate!r} must lie in [0, 1), e.g. drop.rate=0.1")
+    require(not (d.mode == "late" and d.schedule != "constant"),
+            f"drop.mode=late with drop.schedule={d.schedule} is undefined (the paper's late "
+            "dropout switches on at the cutoff); use drop.schedule=constant")
+    require(not (d.mode == "standard" and d.schedule != "constant"),
+            f"drop.mode=standard with drop.schedule={d.schedule}: a schedule shape needs "
+            "drop.mode=early; use drop.schedule=constant for standard dropout")
+    if d.get("cutoff_epoch") is not None:
+        require(0 <= d.cutoff_epoch <= epochs,
+                f"drop.cutoff_epoch={d.cutoff_epoch} lies beyond training (train.epochs="
+                f"{epochs}); choose a cutoff in [0, {epochs}] or use drop.cutoff_fraction")
+    else:
+        require(0 <= d.cutoff_fraction <= 1,
+                f"drop.cutoff_fraction={d.cutoff_fraction} must lie in [0, 1] (0.1667 = the "
+                "paper's 50 of 300 epochs)")
+    require(not (d.kind == "drop_path" and cfg.model.arch == "mlp"),
+            f"drop.kind=drop_path needs residual blocks, which model.arch=mlp has none of; "
+            "use drop.kind=dropout or a ViT / Mixer model")
+
+
+def check_model(cfg) -> None:
+    m, data = cfg.model, cfg.data
+    require(m.arch in ARCHS, f"model.arch={m.arch!r} is unknown; choose one of {sorted(ARCHS)} "
+            "(or pick a config from conf/model/)")
+    if "patch_size" in m:
+        require(data.img_size % m.patch_size == 0,
+                f"model.patch_size={m.patch_size} does not divide data.img_size={data.img_size}; "
+                f"use a divisor of {data.img_size} (e.g. "
+                f"{[p for p in range(2, data.img_size) if data.img_size % p == 0][:4]}) or change "
+                "data.img_size")
+
+
+def check_data(cfg) -> None:
+    d = cfg.data
+    require(d.name in DATASETS, f"data.name={d.name!r} is unknown; choose one of "
+            f"{sorted(DATASETS)} (conf/data/)")
+    require(d.crop_padding >= 0, f"data.crop_padding={d.crop_padding} must be >= 0")
+    for key in ("mixup", "cutmix", "label_smoothing"):
+        require(d[key] >= 0, f"data.{key}={d[key]} must be >= 0")
+    require(not (d.mixup or d.cutmix) or cfg.train.batch_size % 2 == 0,
+            f"mixup / cutmix need an even train.batch_size, got {cfg.train.batch_size}")
+
+
+def check_optim(cfg) -> None:
+    o = cfg.optim
+    require(o.name in list_optimizers(), f"optim.name={o.name!r} is not a timm optimizer; e.g. "
+            "adamw, momentum (plain SGD), lamb")
+    require(o.lr > 0, f"optim.lr={o.lr} must be > 0")
+    require(o.warmup_epochs >= 0, f"optim.warmup_epochs={o.warmup_epochs} must be >= 0")
+
+
+def check_runtime(cfg) -> None:
+    require(cfg.logger.mode in LOGGER_MODES,
+            f"logger.mode={cfg.logger.mode!r} must be one of {LOGGER_MODES}")
+    device = str(cfg.device)
+    require(device == "auto" or device == "cpu" or device.startswith("cuda"),
+            f"device={device!r} must be auto, cpu or cuda[:N]")
+    require(not device.startswith("cuda") or torch.cuda.is_available(),
+            f"device={device} but no CUDA device is visible; use device=auto or device=cpu")
+
+
+def validate(cfg) -> None:
+    for check in (check_train, check_drop, check_model, check_data, check_optim, check_runtime):
+        check(cfg)

@@ -1,0 +1,92 @@
+"""Every config under conf/ composes and passes validation; bad values stop with a clear message."""
+from pathlib import Path
+
+import pytest
+
+from conftest import CONF, make_cfg
+from repro.errors import ConfigError
+from repro.validate import validate
+
+GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
+          for g in CONF.iterdir() if g.is_dir() and g.name != "experiment"}
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+# Some options only make sense together; give each the partner it needs to validate.
+PARTNERS = {("model", "vit_tiny"): ["data=imagenet_subset", "data.img_size=224"],
+            ("model", "vit_base"): ["data=imagenet_subset", "data.img_size=224"],
+            ("model", "mixer_s32"): ["data=imagenet_subset", "data.img_size=224"],
+            ("model", "mixer_b16"): ["data=imagenet_subset", "data.img_size=224"],
+            ("data", "cifar10"): ["model.patch_size=4"], ("data", "cifar100"): ["model.patch_size=4"],
+            ("data", "imagenet_subset"): ["model.patch_size=8"]}
+
+
+def test_groups_are_found():
+    assert {"data", "model", "drop", "optim", "logger"} <= set(GROUPS)
+    assert "seed_mlp_fashion" in EXPERIMENTS
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_option_composes_and_validates(group, option):
+    extra = PARTNERS.get((group, option), [])
+    if group == "drop" and option in ("drop_path", "early_drop_path", "late_drop_path"):
+        extra = extra + ["model=vit_micro"]
+    cfg = make_cfg(f"{group}={option}", *extra)
+    validate(cfg)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(name):
+    cfg = make_cfg(f"experiment={name}")
+    validate(cfg)
+    assert cfg.name == name
+
+
+def test_seed_mlp_experiment_matches_the_reference_recipe():
+    cfg = make_cfg("experiment=seed_mlp_fashion")
+    assert (cfg.model.arch, list(cfg.model.hidden), list(cfg.model.hidden_dropout)) == ("mlp", [256, 256], [0.2, 0.5])
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.momentum) == ("momentum", 0.5, 0.5, 0.0)
+    assert (cfg.train.batch_size, cfg.train.epochs, cfg.drop.kind) == (256, 5, "none")
+
+
+def test_paper_defaults():
+    early, early_sd, late_sd = (make_cfg(f"drop={d}").drop for d in ("early_dropout", "early_drop_path", "late_drop_path"))
+    assert (early.rate, early.schedule, early.mode) == (0.1, "linear", "early")
+    assert (early_sd.rate, early_sd.schedule) == (0.5, "linear")
+    assert (late_sd.rate, late_sd.schedule, late_sd.mode) == (0.4, "constant", "late")
+    assert early.cutoff_fraction * 300 == pytest.approx(50, abs=0.1)
+
+
+BAD = [
+    (["drop.rate=1.0"], "drop.rate=1.0 must lie in [0, 1)"),
+    (["drop.rate=-0.2"], "drop.rate=-0.2"),
+    (["drop=late_dropout", "drop.schedule=linear"], "drop.mode=late with drop.schedule=linear"),
+    (["drop=dropout", "drop.schedule=cosine"], "needs drop.mode=early"),
+    (["drop.cutoff_epoch=4", "train.epochs=3"], "drop.cutoff_epoch=4 lies beyond training"),
+    (["drop.cutoff_fraction=1.5"], "drop.cutoff_fraction=1.5"),
+    (["drop.mode=sometimes"], "drop.mode='sometimes' is unknown"),
+    (["drop.kind=dropblock"], "drop.kind='dropblock' is unknown"),
+    (["model.arch=resnet"], "model.arch='resnet' is unknown"),
+    (["model.patch_size=5"], "model.patch_size=5 does not divide data.img_size=28"),
+    (["data.name=mnist"], "data.name='mnist' is unknown"),
+    (["model=mlp", "drop=early_drop_path"], "drop.kind=drop_path needs residual blocks"),
+    (["train.batch_size=0"], "train.batch_size=0 must be a positive integer"),
+    (["train.accum_steps=3"], "train.accum_steps=3 must divide train.batch_size=128"),
+    (["train.ckpt_every=15"], "train.ckpt_every=15 must be 0"),
+    (["optim.name=adamx2"], "optim.name='adamx2' is not a timm optimizer"),
+    (["optim.lr=0"], "optim.lr=0"),
+    (["logger.mode=loud"], "logger.mode='loud'"),
+    (["device=tpu"], "device='tpu'"),
+    (["data.mixup=0.8", "train.batch_size=127"], "even train.batch_size"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_input_is_named_with_its_fix(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        validate(make_cfg(*overrides))
+    assert message in str(err.value)
+
+
+def test_unknown_group_option_is_rejected_by_hydra():
+    from hydra.errors import MissingConfigException
+    with pytest.raises(MissingConfigException, match="vit_huge"):
+        make_cfg("model=vit_huge")
