@@ -5,7 +5,7 @@ rates of the run's schedule, so that every site the schedule will drive exists f
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn as nn
 from timm.models.mlp_mixer import MlpMixer

@@ -13,7 +13,10 @@ import torch
 PACKAGES = ("torch", "torchvision", "timm", "hydra-core", "wandb", "numpy")
 
 
-def git_commit(cwd: Path = Path(__file__).resolve().parent) -> str:
+CODE_DIR = Path(__file__).resolve().parent
+
+
+def git_commit(cwd: Path = CODE_DIR) -> str:
     """HEAD of the repository holding the code, with '+dirty' when the tree has changes."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,

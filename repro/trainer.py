@@ -117,37 +117,46 @@ class Trainer:
         if self.checkpoint_path is not None:
             checkpoint.save_atomic(self.state_dict(), self.checkpoint_path)
 
-    def fit(self) -> dict:
-        """Train from `self.step` to the end; return the last evaluation."""
+    def log_train(self, loss_sum: torch.Tensor, count: int, seconds: float, rate: float) -> float:
+        """Log the mean loss of the last `count` steps; stop on a non-finite loss."""
+        loss = loss_sum.item() / count
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss} at step {self.step}; the last good checkpoint is "
+                f"{self.checkpoint_path}. Lower optim.lr or check the data.")
+        self.log.log("train", self.step, epoch=self.step / self.steps_per_epoch, loss=loss,
+                     lr=self.optimizer.param_groups[0]["lr"], drop_rate=rate,
+                     img_per_s=count * self.cfg.train.batch_size / seconds)
+        return loss
+
+    def fit(self, stop_at: int | None = None) -> dict:
+        """Train from `self.step` to the end (or to step `stop_at`); return the last evaluation."""
         t = self.cfg.train
+        stop_at = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not t.progress,
                    dynamic_ncols=True, desc="train")
         metrics: dict = {}
         self.model.train()
-        while self.step < self.total_steps:
+        while self.step < stop_at:
             epoch, start = divmod(self.step, self.steps_per_epoch)
-            running, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
+            loss_sum, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
             for x, y in self.batches.epoch(epoch, start):
+                if self.step == stop_at:
+                    break
                 rate = float(self.rates[self.step])
-                running += self.train_step(x, y)
+                loss_sum += self.train_step(x, y)
                 count += 1
                 if self.step % t.log_every and self.step % self.steps_per_epoch:
                     continue
-                loss = running.item() / count
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"training loss is {loss} at step {self.step}; the last good checkpoint "
-                        f"is {self.checkpoint_path}. Lower optim.lr or check the data.")
-                speed = count * t.batch_size / (time.perf_counter() - tick)
-                self.log.log("train", self.step, epoch=self.step / self.steps_per_epoch,
-                             loss=loss, lr=self.optimizer.param_groups[0]["lr"], drop_rate=rate,
-                             img_per_s=speed)
+                loss = self.log_train(loss_sum, count, time.perf_counter() - tick, rate)
                 bar.update(count)
                 bar.set_postfix(loss=f"{loss:.3f}", p=f"{rate:.3f}",
                                 acc=f"{metrics.get('test_acc', float('nan')):.3f}")
-                running, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
+                loss_sum, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
                 if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step % self.steps_per_epoch:
                     self.save_checkpoint()
+            if self.step % self.steps_per_epoch:
+                break                                   # stopped at stop_at, mid-epoch
             metrics = self.evaluate()
             self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
             self.log.log("eval", self.step, epoch=epoch + 1, best_test_acc=self.best_test_acc,

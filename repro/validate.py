@@ -60,7 +60,7 @@ def check_drop(cfg) -> None:
                 f"drop.cutoff_fraction={d.cutoff_fraction} must lie in [0, 1] (0.1667 = the "
                 "paper's 50 of 300 epochs)")
     require(not (d.kind == "drop_path" and cfg.model.arch == "mlp"),
-            f"drop.kind=drop_path needs residual blocks, which model.arch=mlp has none of; "
+            "drop.kind=drop_path needs residual blocks, which model.arch=mlp has none of; "
             "use drop.kind=dropout or a ViT / Mixer model")
 
 

@@ -1,9 +1,8 @@
 """Every config under conf/ composes and passes validation; bad values stop with a clear message."""
-from pathlib import Path
 
 import pytest
-
 from conftest import CONF, make_cfg
+
 from repro.errors import ConfigError
 from repro.validate import validate
 
@@ -42,13 +41,15 @@ def test_every_experiment_composes_and_validates(name):
 
 def test_seed_mlp_experiment_matches_the_reference_recipe():
     cfg = make_cfg("experiment=seed_mlp_fashion")
-    assert (cfg.model.arch, list(cfg.model.hidden), list(cfg.model.hidden_dropout)) == ("mlp", [256, 256], [0.2, 0.5])
+    model = cfg.model
+    assert (model.arch, list(model.hidden), list(model.hidden_dropout)) == ("mlp", [256, 256], [0.2, 0.5])
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.momentum) == ("momentum", 0.5, 0.5, 0.0)
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.drop.kind) == (256, 5, "none")
 
 
 def test_paper_defaults():
-    early, early_sd, late_sd = (make_cfg(f"drop={d}").drop for d in ("early_dropout", "early_drop_path", "late_drop_path"))
+    early, early_sd, late_sd = (make_cfg(f"drop={d}").drop
+                                for d in ("early_dropout", "early_drop_path", "late_drop_path"))
     assert (early.rate, early.schedule, early.mode) == (0.1, "linear", "early")
     assert (early_sd.rate, early_sd.schedule) == (0.5, "linear")
     assert (late_sd.rate, late_sd.schedule, late_sd.mode) == (0.4, "constant", "late")

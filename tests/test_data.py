@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from writers import write_cifar, write_fashion_mnist, write_idx, write_image_folder
 
 from repro.data import load_data
 from repro.data.fashion_mnist import read_idx
 from repro.data.loader import Normalize, TrainBatches, random_crop, random_hflip
 from repro.errors import DataError
-from writers import write_cifar, write_fashion_mnist, write_idx, write_image_folder
 
 COMMON = dict(crop_padding=0, hflip=False, mixup=0.0, cutmix=0.0, label_smoothing=0.0,
               train_subset=None, subset_seed=0)

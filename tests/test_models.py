@@ -1,12 +1,11 @@
 import pytest
 import torch
 from omegaconf import OmegaConf
+from test_schedules import mixer, vit
 from timm.layers import DropPath
 
 from repro.models import build_model, residual_blocks
 from repro.schedules import DropController, drop_schedule
-
-from test_schedules import mixer, vit
 
 X = torch.randn(8, 1, 28, 28)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
-
 from conftest import FAST, TINY, make_cfg
+from omegaconf import OmegaConf
+from writers import write_fashion_mnist
+
 from repro.run import run
 from repro.schedules import drop_schedule
-from writers import write_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from timm.layers import DropPath
 from omegaconf import OmegaConf
+from timm.layers import DropPath
 
 from repro.models import build_model, residual_blocks
 from repro.schedules import DropController, depth_scales, drop_schedule

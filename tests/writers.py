@@ -35,9 +35,11 @@ def write_cifar(root: Path, variant="cifar10", per_batch=20, seed=0) -> dict:
     """torchvision's python-pickle layout: N x 3072 channel-major uint8 rows plus labels."""
     rng = np.random.default_rng(seed)
     if variant == "cifar10":
-        folder, train, test, key, classes = "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10
+        folder, key, classes = "cifar-10-batches-py", "labels", 10
+        train, test = [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]
     else:
-        folder, train, test, key, classes = "cifar-100-python", ["train"], ["test"], "fine_labels", 100
+        folder, key, classes = "cifar-100-python", "fine_labels", 100
+        train, test = ["train"], ["test"]
     (root / folder).mkdir(parents=True, exist_ok=True)
     written = {}
     for name in train + test:

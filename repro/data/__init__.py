@@ -6,15 +6,15 @@ Each loader returns an `ImageData`; `load_data` applies the options every datase
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from repro.errors import ConfigError
 
-DATASETS: dict[str, Callable[..., "ImageData"]] = {}
+DATASETS: dict[str, Callable[..., ImageData]] = {}
 
 
 def register(name: str):

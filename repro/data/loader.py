@@ -6,7 +6,7 @@ from a generator seeded by (seed, epoch) and each batch's crops and flips from o
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
