@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from repro import checkpoint
+from repro.analysis.probe import attach_probe
 from repro.data import load_data
 from repro.errors import ConfigError, DataError
 from repro.logger import MetricsLog, start_wandb
@@ -80,6 +81,8 @@ def run(cfg, run_dir) -> dict:
     log = MetricsLog(run_dir / "metrics.jsonl", start_wandb(cfg.logger, config, run_dir,
                                                             run_id(run_dir), tags))
     trainer = Trainer(cfg, model, data, device, log, ckpt_path)
+    if cfg.analysis.mode != "off":
+        trainer.probe = attach_probe(cfg.analysis, trainer, run_dir)
     if state is not None:
         trainer.load_state_dict(state)
         print(f"resuming {run_dir} at step {trainer.step} of {trainer.total_steps}")

@@ -56,6 +56,7 @@ class Trainer:
                           nn.CrossEntropyLoss(label_smoothing=a.label_smoothing))
         self.step = 0
         self.best_test_acc = 0.0
+        self.probe = None          # a DynamicsProbe measuring at its steps, or a SnapshotSaver
 
     def autocast(self):
         amp = self.cfg.train.amp and self.device.type == "cuda"
@@ -104,18 +105,31 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step,
                 "best_test_acc": self.best_test_acc, "metrics_offset": self.log.tell(),
-                "config_hash": checkpoint.config_hash(self.cfg)}
+                "config_hash": checkpoint.config_hash(self.cfg),
+                "probe": self.probe.state_dict() if self.probe else None}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best_test_acc = state["step"], state["best_test_acc"]
+        if self.probe and state.get("probe") is not None:
+            self.probe.load_state_dict(state["probe"])
         self.log.truncate(state["metrics_offset"])
 
     def save_checkpoint(self) -> None:
         if self.checkpoint_path is not None:
             checkpoint.save_atomic(self.state_dict(), self.checkpoint_path)
+
+    def observe(self) -> None:
+        """Let the probe see the model after each step, and measure at its steps."""
+        if self.probe is None:
+            return
+        self.probe.after_step(self)
+        if self.step in self.probe.steps:
+            result = self.probe.measure(self)
+            if result:
+                self.log.log("analysis", self.step, **result)
 
     def log_train(self, loss_sum: torch.Tensor, count: int, seconds: float, rate: float) -> float:
         """Log the mean loss of the last `count` steps; stop on a non-finite loss."""
@@ -137,6 +151,8 @@ class Trainer:
                    dynamic_ncols=True, desc="train")
         metrics: dict = {}
         self.model.train()
+        if self.step == 0:
+            self.observe()
         while self.step < stop_at:
             epoch, start = divmod(self.step, self.steps_per_epoch)
             loss_sum, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
@@ -146,6 +162,7 @@ class Trainer:
                 rate = float(self.rates[self.step])
                 loss_sum += self.train_step(x, y)
                 count += 1
+                self.observe()
                 if self.step % t.log_every and self.step % self.steps_per_epoch:
                     continue
                 loss = self.log_train(loss_sum, count, time.perf_counter() - tick, rate)

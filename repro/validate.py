@@ -95,6 +95,28 @@ def check_optim(cfg) -> None:
     require(o.warmup_epochs >= 0, f"optim.warmup_epochs={o.warmup_epochs} must be >= 0")
 
 
+ANALYSIS_MODES = ("off", "live", "snapshot")
+
+
+def check_analysis(cfg) -> None:
+    a = cfg.analysis
+    require(a.mode in ANALYSIS_MODES, f"analysis.mode={a.mode!r} must be one of {ANALYSIS_MODES} "
+            "(quote off in YAML: mode: \"off\")")
+    require(isinstance(a.num_grads, int) and a.num_grads >= 2,
+            f"analysis.num_grads={a.num_grads!r} must be an integer >= 2: direction variance "
+            "compares pairs of gradients")
+    require(all(isinstance(s, int) and s >= 0 for s in a.steps),
+            f"analysis.steps={list(a.steps)} must be non-negative integers (optimizer steps)")
+    for key in ("every", "log_first", "log_points"):
+        require(isinstance(a[key], int) and a[key] >= 0, f"analysis.{key}={a[key]!r} must be an integer >= 0")
+    require(a.full_subset is None or (isinstance(a.full_subset, int) and a.full_subset >= 1),
+            f"analysis.full_subset={a.full_subset!r} must be a positive integer, or null for the "
+            "whole training set")
+    require(a.mode == "off" or a.steps or a.every or (a.log_first and a.log_points),
+            f"analysis.mode={a.mode} but no step is selected: set analysis.steps, analysis.every "
+            "or analysis.log_first with analysis.log_points")
+
+
 def check_runtime(cfg) -> None:
     require(cfg.logger.mode in LOGGER_MODES,
             f"logger.mode={cfg.logger.mode!r} must be one of {LOGGER_MODES}")
@@ -106,5 +128,6 @@ def check_runtime(cfg) -> None:
 
 
 def validate(cfg) -> None:
-    for check in (check_train, check_drop, check_model, check_data, check_optim, check_runtime):
+    for check in (check_train, check_drop, check_model, check_data, check_optim, check_analysis,
+                  check_runtime):
         check(cfg)
