@@ -90,7 +90,8 @@ def main():
               "pipeline_vs_model": ips["pipeline"] / ips["ours"], "provenance": provenance(device)}
     print(json.dumps({k: v for k, v in result.items() if k != "provenance"}, indent=2))
     hw = result["provenance"]["hardware"].replace(" ", "").replace(",", "_")
-    out = Path(args.out) / f"bench_train_{cfg.model.name}_{hw}_torch{torch.__version__}.json"
+    drop = f"{cfg.drop.kind}-{cfg.drop.mode}"
+    out = Path(args.out) / f"bench_train_{cfg.model.name}_{drop}_{hw}_torch{torch.__version__}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import TINY, make_cfg
 from omegaconf import OmegaConf
 from torch.func import functional_call, grad
 
-from conftest import TINY, make_cfg
 from repro.analysis import (
     bias_variance,
     cosine,
