@@ -1,9 +1,13 @@
-"""Checkpoints written atomically: a temporary file, fsync'd, then renamed over the old one."""
+"""Checkpoints that survive crashes: written to a temporary file, fsync'd and renamed; the
+previous checkpoint is kept beside the new one; a SHA-256 trailer detects truncation or
+corruption, and loading falls back to the previous checkpoint rather than loading half a file."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -11,6 +15,11 @@ from omegaconf import OmegaConf
 
 # Keys that may change between a run and its resumption without changing the result.
 RESUME_FREE_KEYS = ("logger", "train.progress", "train.resume", "threads")
+DIGEST = 32  # bytes of the SHA-256 trailer
+
+
+class CheckpointError(RuntimeError):
+    """No readable checkpoint although one exists: the message says which and what to do."""
 
 
 def config_hash(cfg) -> str:
@@ -25,22 +34,57 @@ def config_hash(cfg) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def save_atomic(state: dict, path: Path) -> None:
-    """Write `state` so that `path` always holds either the old or the new checkpoint, whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
+def previous(path: Path) -> Path:
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def save_atomic(state: dict, path: Path, keep_previous: bool = True) -> None:
+    """Write `state` so that a crash at any moment leaves a whole checkpoint behind."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    tmp = path.with_name(path.name + ".tmp")
+    write_durably(tmp, payload + hashlib.sha256(payload).digest())
+    if keep_previous and path.is_file():
+        os.replace(path, previous(path))
     os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_verified(path: Path, map_location) -> dict:
+    """The checkpoint at `path`; raises CheckpointError if truncated or corrupt."""
+    raw = path.read_bytes()
+    payload, digest = raw[:-DIGEST], raw[-DIGEST:]
+    if len(raw) <= DIGEST or hashlib.sha256(payload).digest() != digest:
+        raise CheckpointError(f"{path} is truncated or corrupt (checksum mismatch)")
+    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
 
 
 def load(path: Path, map_location="cpu") -> dict | None:
-    """The checkpoint at `path`, or None when there is none."""
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises several kinds on a truncated file
-        raise RuntimeError(f"checkpoint {path} is unreadable ({err}); delete it to restart the "
-                           "run from scratch, or point hydra.run.dir at another directory") from err
+    """The newest whole checkpoint (`path`, else its previous copy), or None when there is none."""
+    candidates = [p for p in (path, previous(path)) if p.is_file()]
+    errors = []
+    for candidate in candidates:
+        try:
+            state = read_verified(candidate, map_location)
+        except CheckpointError as err:
+            errors.append(str(err))
+            continue
+        if errors:
+            warnings.warn(f"{errors[0]}; resuming from the previous checkpoint {candidate}")
+        return state
+    if errors:
+        raise CheckpointError("; ".join(errors) + ". No whole checkpoint is left: delete them to "
+                              "restart the run from scratch, or choose another hydra.run.dir")
+    return None

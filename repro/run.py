@@ -2,6 +2,7 @@
 scripts call it directly. A run directory that holds a checkpoint is resumed."""
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -17,8 +18,9 @@ from repro.errors import ConfigError, DataError
 from repro.logger import MetricsLog, start_wandb
 from repro.models import build_model
 from repro.plot import plot_run
+from repro.preemption import StopOnSignals
 from repro.provenance import provenance
-from repro.trainer import Trainer
+from repro.trainer import Interrupted, Trainer
 from repro.validate import validate
 
 
@@ -55,11 +57,35 @@ def run_id(run_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def finished(run_dir: Path, cfg) -> dict | None:
+    """The summary of a run completed in `run_dir` with this config (its marker verified)."""
+    marker = run_dir / "COMPLETE"
+    if not marker.is_file():
+        return None
+    done = json.loads(marker.read_text())
+    if done["config_hash"] != checkpoint.config_hash(cfg):
+        raise ConfigError(f"{run_dir} holds a finished run of a different config; choose another "
+                          "hydra.run.dir")
+    if sha256_file(run_dir / "metrics.jsonl") != done["metrics_sha256"]:
+        raise DataError(f"{run_dir}/metrics.jsonl changed after the run finished (checksum in "
+                        "COMPLETE differs): restore it, or delete the directory to run again")
+    return done["summary"]
+
+
 def run(cfg, run_dir) -> dict:
-    """Train `cfg` in `run_dir`; return the final metrics (also written to summary.json)."""
+    """Train `cfg` in `run_dir`; return the final metrics (also written to summary.json).
+
+    A finished run is not trained again; an interrupted one resumes from its checkpoint."""
     validate(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.train.resume and (summary := finished(run_dir, cfg)) is not None:
+        print(f"{run_dir} already finished; nothing to do")
+        return summary
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     device = select_device(str(cfg.device))
@@ -90,11 +116,18 @@ def run(cfg, run_dir) -> dict:
         log.truncate(0)
     started = time.perf_counter()
     try:
-        final = trainer.fit()
+        with StopOnSignals(cfg.train.stop_signals) as stop:
+            trainer.stop_requested = stop
+            final = trainer.fit()
+    except Interrupted as note:
+        print(f"stopped: {note}")
+        return {"interrupted": str(note), "steps": trainer.step}
     finally:
         log.close()
     summary = {**final, "best_test_acc": trainer.best_test_acc, "steps": trainer.step,
                "wall_s_this_launch": time.perf_counter() - started}
     write_json(summary, run_dir / "summary.json")
     plot_run(run_dir)
+    write_json({"summary": summary, "config_hash": checkpoint.config_hash(cfg),
+                "metrics_sha256": sha256_file(run_dir / "metrics.jsonl")}, run_dir / "COMPLETE")
     return summary

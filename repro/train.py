@@ -25,6 +25,8 @@ def main(cfg: DictConfig) -> float | None:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if "interrupted" in summary:
+        return None
     print(f"run directory: {run_dir}\n  metrics.jsonl, checkpoint.pt, plot.png, summary.json\n"
           f"  test accuracy {summary['test_acc']:.4f}, full-model train loss "
           f"{summary['train_full_loss']:.4f}")

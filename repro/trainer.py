@@ -56,6 +56,8 @@ class Trainer:
                           nn.CrossEntropyLoss(label_smoothing=a.label_smoothing))
         self.step = 0
         self.best_test_acc = 0.0
+        self.loss_sum, self.loss_count = torch.zeros((), device=device), 0   # since the last log
+        self.stop_requested = lambda: None   # returns a reason (e.g. a signal name) to stop early
         self.probe = None          # a DynamicsProbe measuring at its steps, or a SnapshotSaver
 
     def autocast(self):
@@ -63,7 +65,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One optimizer step at the scheduled drop rate and LR; masks seeded by (seed, step)."""
+        """One optimizer step at the scheduled drop rate and LR; masks seeded by (seed, step).
+        With train.nonfinite=skip, a step whose loss is not finite leaves the weights alone."""
         if self.controller.kind != "none":
             self.controller.apply(float(self.rates[self.step]))
         self.scheduler.step_update(self.step)
@@ -80,7 +83,11 @@ class Trainer:
                 loss = self.criterion(self.model(xm), ym) / accum
             loss.backward()
             total += loss.detach()
-        self.optimizer.step()
+        if self.cfg.train.nonfinite == "skip" and not torch.isfinite(total):
+            self.log.log("nonfinite", self.step + 1, loss=total.item(), action="skipped step")
+            total = torch.zeros((), device=self.device)
+        else:
+            self.optimizer.step()
         self.step += 1
         return total
 
@@ -105,6 +112,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step,
                 "best_test_acc": self.best_test_acc, "metrics_offset": self.log.tell(),
+                "loss_window": (self.loss_sum.item(), self.loss_count),
                 "config_hash": checkpoint.config_hash(self.cfg),
                 "probe": self.probe.state_dict() if self.probe else None}
 
@@ -113,6 +121,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best_test_acc = state["step"], state["best_test_acc"]
+        loss_sum, self.loss_count = state["loss_window"]
+        self.loss_sum = torch.tensor(loss_sum, device=self.device)
         if self.probe and state.get("probe") is not None:
             self.probe.load_state_dict(state["probe"])
         self.log.truncate(state["metrics_offset"])
@@ -131,20 +141,24 @@ class Trainer:
             if result:
                 self.log.log("analysis", self.step, **result)
 
-    def log_train(self, loss_sum: torch.Tensor, count: int, seconds: float, rate: float) -> float:
-        """Log the mean loss of the last `count` steps; stop on a non-finite loss."""
-        loss = loss_sum.item() / count
+    def log_train(self, seconds: float, rate: float) -> float:
+        """Log the mean loss since the last log; stop on a non-finite loss."""
+        loss = self.loss_sum.item() / self.loss_count
         if not math.isfinite(loss):
+            self.log.log("nonfinite", self.step, loss=loss, action="stopped")
             raise FloatingPointError(
                 f"training loss is {loss} at step {self.step}; the last good checkpoint is "
-                f"{self.checkpoint_path}. Lower optim.lr or check the data.")
+                f"{self.checkpoint_path}. Lower optim.lr or check the data, or set "
+                "train.nonfinite=skip to skip such steps.")
         self.log.log("train", self.step, epoch=self.step / self.steps_per_epoch, loss=loss,
                      lr=self.optimizer.param_groups[0]["lr"], drop_rate=rate,
-                     img_per_s=count * self.cfg.train.batch_size / seconds)
+                     img_per_s=self.loss_count * self.cfg.train.batch_size / seconds)
+        self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
         return loss
 
     def fit(self, stop_at: int | None = None) -> dict:
-        """Train from `self.step` to the end (or to step `stop_at`); return the last evaluation."""
+        """Train from `self.step` to the end (or to step `stop_at`); return the last evaluation.
+        Raises Interrupted, after writing a checkpoint, when `stop_requested()` says so."""
         t = self.cfg.train
         stop_at = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not t.progress,
@@ -155,23 +169,27 @@ class Trainer:
             self.observe()
         while self.step < stop_at:
             epoch, start = divmod(self.step, self.steps_per_epoch)
-            loss_sum, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
+            tick = time.perf_counter()
             for x, y in self.batches.epoch(epoch, start):
                 if self.step == stop_at:
                     break
                 rate = float(self.rates[self.step])
-                loss_sum += self.train_step(x, y)
-                count += 1
+                self.loss_sum += self.train_step(x, y)
+                self.loss_count += 1
                 self.observe()
-                if self.step % t.log_every and self.step % self.steps_per_epoch:
-                    continue
-                loss = self.log_train(loss_sum, count, time.perf_counter() - tick, rate)
-                bar.update(count)
-                bar.set_postfix(loss=f"{loss:.3f}", p=f"{rate:.3f}",
-                                acc=f"{metrics.get('test_acc', float('nan')):.3f}")
-                loss_sum, count, tick = torch.zeros((), device=self.device), 0, time.perf_counter()
-                if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step % self.steps_per_epoch:
+                if self.step % t.log_every == 0 or self.step % self.steps_per_epoch == 0:
+                    bar.update(self.loss_count)
+                    loss = self.log_train(time.perf_counter() - tick, rate)
+                    bar.set_postfix(loss=f"{loss:.3f}", p=f"{rate:.3f}",
+                                    acc=f"{metrics.get('test_acc', float('nan')):.3f}")
+                    tick = time.perf_counter()
+                if self.step % self.steps_per_epoch == 0:
+                    continue                            # epoch end: evaluate, then checkpoint
+                reason = self.stop_requested()
+                if reason or (t.ckpt_every and self.step % t.ckpt_every == 0):
                     self.save_checkpoint()
+                if reason:
+                    self.interrupt(bar, reason)
             if self.step % self.steps_per_epoch:
                 break                                   # stopped at stop_at, mid-epoch
             metrics = self.evaluate()
@@ -179,5 +197,17 @@ class Trainer:
             self.log.log("eval", self.step, epoch=epoch + 1, best_test_acc=self.best_test_acc,
                          **metrics)
             self.save_checkpoint()
+            reason = self.stop_requested()
+            if reason:
+                self.interrupt(bar, reason)
         bar.close()
         return metrics
+
+    def interrupt(self, bar, reason: str):
+        bar.close()
+        raise Interrupted(f"{reason} at step {self.step}: checkpoint written to "
+                          f"{self.checkpoint_path}; relaunch the same run directory to resume")
+
+
+class Interrupted(Exception):
+    """Training stopped early on request (e.g. SIGTERM) after writing a checkpoint."""

@@ -29,9 +29,11 @@ def check_train(cfg) -> None:
                 f"train.{key}={value!r} must be a positive integer")
     require(t.batch_size % t.accum_steps == 0,
             f"train.accum_steps={t.accum_steps} must divide train.batch_size={t.batch_size}")
-    require(not t.ckpt_every or (t.ckpt_every > 0 and t.ckpt_every % t.log_every == 0),
-            f"train.ckpt_every={t.ckpt_every} must be 0 (per epoch only) or a positive "
-            f"multiple of train.log_every={t.log_every}, so a resumed run logs the same losses")
+    require(isinstance(t.ckpt_every, int) and t.ckpt_every >= 0,
+            f"train.ckpt_every={t.ckpt_every!r} must be 0 (checkpoint at epoch ends only) or a "
+            "positive number of steps")
+    require(t.nonfinite in ("stop", "skip"),
+            f"train.nonfinite={t.nonfinite!r} must be stop or skip")
     require(isinstance(cfg.seed, int), f"seed={cfg.seed!r} must be an integer")
 
 

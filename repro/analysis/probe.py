@@ -133,7 +133,8 @@ class SnapshotSaver:
         pass
 
     def measure(self, trainer) -> None:
-        checkpoint.save_atomic(trainer.model.state_dict(), snapshot_path(self.folder, trainer.step))
+        checkpoint.save_atomic(trainer.model.state_dict(), snapshot_path(self.folder, trainer.step),
+                               keep_previous=False)
 
     def state_dict(self) -> None:
         return None
@@ -155,7 +156,7 @@ def attach_probe(cfg, trainer, run_dir: Path):
     folder.mkdir(parents=True, exist_ok=True)
     init = snapshot_path(folder, 0)
     if trainer.step == 0 and not init.is_file():
-        checkpoint.save_atomic(trainer.model.state_dict(), init)
+        checkpoint.save_atomic(trainer.model.state_dict(), init, keep_previous=False)
     if cfg.mode == "snapshot":
         return SnapshotSaver(cfg, trainer, folder)
     initial = flat_state(trainer.model, checkpoint.load(init))

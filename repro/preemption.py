@@ -1,0 +1,39 @@
+"""Graceful stops: SLURM sends SIGTERM (or a configured SIGUSR1) before it kills or requeues a
+job. The handler only records the signal; the trainer finishes its step, writes a checkpoint
+and stops, and relaunching the same run directory resumes."""
+from __future__ import annotations
+
+import signal
+import threading
+import warnings
+
+
+class StopOnSignals:
+    """Context manager; calling it returns the name of the first signal received, or None."""
+
+    def __init__(self, names):
+        self.names = list(names)
+        self.received: str | None = None
+        self.previous: dict = {}
+
+    def __call__(self) -> str | None:
+        return self.received
+
+    def handle(self, signum, frame) -> None:
+        self.received = self.received or signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            warnings.warn("not in the main thread: preemption signals are not handled")
+            return self
+        for name in self.names:
+            sig = getattr(signal, name, None)
+            if sig is None:
+                raise ValueError(f"train.stop_signals has {name!r}, which is no signal here")
+            self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
