@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from timm.optim import list_optimizers
 
+from repro.config import check_schema
 from repro.data import DATASETS
 from repro.errors import ConfigError
 from repro.models import ARCHS
@@ -70,7 +71,8 @@ def check_model(cfg) -> None:
     m, data = cfg.model, cfg.data
     require(m.arch in ARCHS, f"model.arch={m.arch!r} is unknown; choose one of {sorted(ARCHS)} "
             "(or pick a config from conf/model/)")
-    if "patch_size" in m:
+    if m.get("patch_size") is not None:
+        require(m.patch_size >= 1, f"model.patch_size={m.patch_size} must be >= 1")
         require(data.img_size % m.patch_size == 0,
                 f"model.patch_size={m.patch_size} does not divide data.img_size={data.img_size}; "
                 f"use a divisor of {data.img_size} (e.g. "
@@ -130,6 +132,6 @@ def check_runtime(cfg) -> None:
 
 
 def validate(cfg) -> None:
-    for check in (check_train, check_drop, check_model, check_data, check_optim, check_analysis,
+    for check in (check_schema, check_train, check_drop, check_model, check_data, check_optim, check_analysis,
                   check_runtime):
         check(cfg)

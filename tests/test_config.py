@@ -78,6 +78,18 @@ BAD = [
     (["logger.mode=loud"], "logger.mode='loud'"),
     (["device=tpu"], "device='tpu'"),
     (["data.mixup=0.8", "train.batch_size=127"], "even train.batch_size"),
+    (["train.epochs=abc"], "train.epochs: Value 'abc' of type 'str' could not be converted"),
+    (["+train.epoch=3"], "train.epoch: Key 'epoch' not in 'TrainConfig'"),
+    (["drop.rate=high"], "drop.rate: Value 'high'"),
+    (["seed=1.5"], "seed: Value '1.5'"),
+    (["model.patch_size=0"], "model.patch_size=0 must be >= 1"),
+    (["train.epochs=0"], "train.epochs=0 must be a positive integer"),
+    (["optim.warmup_epochs=-1"], "optim.warmup_epochs=-1"),
+    (["data.crop_padding=-2"], "data.crop_padding=-2"),
+    (["analysis.mode=sometimes"], "analysis.mode='sometimes'"),
+    (["analysis.mode=live", "analysis.every=10", "analysis.num_grads=1"], "analysis.num_grads=1"),
+    (["analysis.mode=live"], "no step is selected"),
+    (["analysis.full_subset=0"], "analysis.full_subset=0"),
 ]
 
 

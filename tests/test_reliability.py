@@ -1,0 +1,200 @@
+"""Faults: corrupt and half-written checkpoints, SIGTERM, SIGKILL during a checkpoint write,
+non-finite losses, W&B failures, finished-run markers, bad data paths."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from repro import checkpoint
+from repro.errors import ConfigError, DataError
+from repro.run import run
+from test_run import ROOT, events
+from writers import write_fashion_mnist
+
+STATE = {"step": 3, "weights": torch.arange(5.0)}
+
+
+def test_checkpoint_roundtrip_and_previous_copy(tmp_path):
+    path = tmp_path / "c.pt"
+    checkpoint.save_atomic(STATE, path)
+    checkpoint.save_atomic({**STATE, "step": 4}, path)
+    assert checkpoint.load(path)["step"] == 4
+    assert checkpoint.load(checkpoint.previous(path))["step"] == 3
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
+def test_corrupt_checkpoint_falls_back_to_the_previous(tmp_path, damage):
+    path = tmp_path / "c.pt"
+    checkpoint.save_atomic(STATE, path)
+    checkpoint.save_atomic({**STATE, "step": 4}, path)
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw[:len(raw) // 3] if damage == "truncate" else b"" if damage == "empty" else raw))
+    with pytest.warns(UserWarning, match="corrupt.*resuming from the previous"):
+        assert checkpoint.load(path)["step"] == 3
+
+
+def test_no_whole_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.pt"
+    path.write_bytes(b"garbage" * 10)
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt.*delete them to restart"):
+        checkpoint.load(path)
+    assert checkpoint.load(tmp_path / "none.pt") is None
+
+
+FAULT = """
+import os, signal, sys
+from omegaconf import OmegaConf
+import repro.checkpoint as ckpt
+from repro.run import run
+fault, when = sys.argv[3], int(sys.argv[4])
+saves = 0
+real_write = ckpt.write_durably
+def faulty_write(path, data):
+    global saves
+    saves += 1
+    if saves == when and fault == "kill-mid-write":
+        with open(path, "wb") as f:
+            f.write(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_write(path, data)
+    if saves == when and fault == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    if saves == when and fault == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+ckpt.write_durably = faulty_write
+print(run(OmegaConf.load(sys.argv[1]), sys.argv[2]))
+"""
+
+
+def faulty_run(cfg, tmp_path, fault, when):
+    OmegaConf.save(cfg, tmp_path / "cfg.yaml")
+    return subprocess.run([sys.executable, "-c", FAULT, str(tmp_path / "cfg.yaml"),
+                           str(tmp_path / "faulty"), fault, str(when)],
+                          cwd=ROOT, capture_output=True, text=True)
+
+
+def same_as_whole(tmp_path):
+    assert events(tmp_path / "faulty") == events(tmp_path / "whole")
+    whole = checkpoint.load(tmp_path / "whole" / "checkpoint.pt")["model"]
+    resumed = checkpoint.load(tmp_path / "faulty" / "checkpoint.pt")["model"]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault, when", [("kill-mid-write", 3), ("sigterm", 2), ("sigterm", 4), ("kill", 5)],
+                         ids=["sigkill-during-write", "sigterm-mid-epoch", "sigterm-epoch-end",
+                              "sigkill-between-log-points"])
+def test_fault_then_resume_gives_the_uninterrupted_result(tiny_cfg, tmp_path, fault, when):
+    # ckpt_every=3 with log_every=2: checkpoints fall between log points too (steps 3, 6, 9, ...)
+    cfg = tiny_cfg("drop=dropout", "train.ckpt_every=3")
+    run(cfg, tmp_path / "whole")
+    proc = faulty_run(cfg, tmp_path, fault, when)
+    if fault == "sigterm":
+        assert proc.returncode == 0 and "stopped: SIGTERM at step" in proc.stdout, proc.stderr[-2000:]
+    else:
+        assert proc.returncode == -9, proc.stderr[-2000:]
+    assert not (tmp_path / "faulty" / "COMPLETE").exists()
+    run(cfg, tmp_path / "faulty")
+    same_as_whole(tmp_path)
+
+
+@pytest.mark.slow
+def test_corrupted_latest_checkpoint_resumes_from_the_previous(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("drop=dropout", "train.ckpt_every=3")
+    run(cfg, tmp_path / "whole")
+    assert faulty_run(cfg, tmp_path, "kill", 4).returncode == -9
+    latest = tmp_path / "faulty" / "checkpoint.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="resuming from the previous"):
+        run(cfg, tmp_path / "faulty")
+    same_as_whole(tmp_path)
+
+
+def test_finished_run_is_not_trained_again_and_tampering_is_caught(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("train.epochs=1")
+    first = run(cfg, tmp_path)
+    marker = json.loads((tmp_path / "COMPLETE").read_text())
+    assert marker["summary"] == first
+    assert run(cfg, tmp_path) == first
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"event": "train", "step": 99, "loss": 0.0}\n')
+    with pytest.raises(DataError, match="checksum in COMPLETE differs"):
+        run(cfg, tmp_path)
+    with pytest.raises(ConfigError, match="different config"):
+        run(tiny_cfg("train.epochs=1", "seed=5"), tmp_path)
+
+
+REAL_CROSS_ENTROPY = torch.nn.CrossEntropyLoss
+
+
+class NaNAt:
+    """A cross-entropy that returns NaN on its `at`-th call."""
+    calls = 0
+
+    def __init__(self, at):
+        self.at, self.loss = at, REAL_CROSS_ENTROPY()
+
+    def __call__(self, logits, y):
+        NaNAt.calls += 1
+        loss = self.loss(logits, y)
+        return loss * float("nan") if NaNAt.calls == self.at else loss
+
+
+def test_nonfinite_loss_stops_naming_step_and_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    NaNAt.calls = 0
+    monkeypatch.setattr("repro.trainer.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=20))
+    with pytest.raises(FloatingPointError, match=r"at step 20; the last good checkpoint is .*checkpoint.pt"):
+        run(tiny_cfg(), tmp_path)
+    assert events(tmp_path, "nonfinite")[0]["action"] == "stopped"
+
+
+def test_nonfinite_loss_skipped_when_configured(tiny_cfg, tmp_path, monkeypatch):
+    NaNAt.calls = 0
+    monkeypatch.setattr("repro.trainer.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=5))
+    summary = run(tiny_cfg("train.nonfinite=skip"), tmp_path)
+    assert [e["step"] for e in events(tmp_path, "nonfinite")] == [5]
+    assert summary["steps"] == 32 and all(e["loss"] == e["loss"] for e in events(tmp_path, "train"))
+
+
+def test_wandb_that_cannot_start_or_log_never_stops_training(tiny_cfg, tmp_path, monkeypatch):
+    import wandb
+
+    def broken_init(**kw):
+        raise RuntimeError("no network")
+    monkeypatch.setattr(wandb, "init", broken_init)
+    with pytest.warns(UserWarning, match="W&B could not start"):
+        run(tiny_cfg("logger=wandb", "train.epochs=1"), tmp_path / "a")
+
+    class FlakyRun:
+        def log(self, *a, **k):
+            raise ConnectionError("connection lost")
+
+        def finish(self):
+            pass
+    monkeypatch.setattr(wandb, "init", lambda **kw: FlakyRun())
+    with pytest.warns(UserWarning, match="W&B logging failed"):
+        run(tiny_cfg("logger=wandb", "train.epochs=1"), tmp_path / "b")
+    assert events(tmp_path / "b") == events(tmp_path / "a")
+
+
+@pytest.mark.parametrize("overrides, error, message", [
+    (["data=fashion_mnist", "data.root=/nonexistent/fm"], DataError, "data.root='/nonexistent/fm' lacks"),
+    (["data=cifar10", "data.root=/nonexistent", "data.download=false", "model.patch_size=4",
+      "data.img_size=32", "data.in_chans=3"], DataError, "data.download=true"),
+    (["data=imagenet_subset", "model.patch_size=8"], DataError, "data.root is not set"),
+    (["data=fashion_mnist", "data.root={fm}", "data.img_size=32", "model.patch_size=4"], DataError,
+     "images are 1x28x28 but the config says data.in_chans=1, data.img_size=32"),
+])
+def test_bad_data_settings_stop_before_training(tiny_cfg, tmp_path, overrides, error, message):
+    write_fashion_mnist(tmp_path / "fm")
+    overrides = [o.format(fm=tmp_path / "fm") for o in overrides]
+    with pytest.raises(error, match=message.replace("(", r"\(")):
+        run(tiny_cfg(*overrides), tmp_path)
+    assert not (tmp_path / "metrics.jsonl").exists()
