@@ -86,6 +86,9 @@ def run(cfg, run_dir) -> dict:
     if cfg.train.resume and (summary := finished(run_dir, cfg)) is not None:
         print(f"{run_dir} already finished; nothing to do")
         return summary
+    if not cfg.train.resume:                      # starting over: no stale marker or checkpoint
+        for name in ("COMPLETE", "summary.json", "checkpoint.pt", "checkpoint.prev.pt"):
+            (run_dir / name).unlink(missing_ok=True)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     device = select_device(str(cfg.device))

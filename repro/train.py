@@ -12,9 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 from repro.errors import ConfigError, DataError
 from repro.run import run
 
-# A per-process token for run directory names: jobs started in the same second never collide.
+# A token for run directory names, so jobs started in the same second never collide. Cached in
+# the config like Hydra's ${now:}, so that submitit jobs and their requeues (which carry the
+# launcher's config cache) resolve the same directory and resume there.
 PROCESS_TOKEN = f"{os.getpid()}-{secrets.token_hex(2)}"
-OmegaConf.register_new_resolver("uid", lambda: PROCESS_TOKEN, replace=True)
+OmegaConf.register_new_resolver("uid", lambda: PROCESS_TOKEN, replace=True, use_cache=True)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

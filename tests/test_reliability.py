@@ -3,17 +3,16 @@ non-finite losses, W&B failures, finished-run markers, bad data paths."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
+from test_run import ROOT, events
+from writers import write_fashion_mnist
 
 from repro import checkpoint
 from repro.errors import ConfigError, DataError
 from repro.run import run
-from test_run import ROOT, events
-from writers import write_fashion_mnist
 
 STATE = {"step": 3, "weights": torch.arange(5.0)}
 
@@ -33,9 +32,9 @@ def test_corrupt_checkpoint_falls_back_to_the_previous(tmp_path, damage):
     checkpoint.save_atomic(STATE, path)
     checkpoint.save_atomic({**STATE, "step": 4}, path)
     raw = bytearray(path.read_bytes())
-    if damage == "flip":
-        raw[len(raw) // 2] ^= 0xFF
-    path.write_bytes(bytes(raw[:len(raw) // 3] if damage == "truncate" else b"" if damage == "empty" else raw))
+    raw[len(raw) // 2] ^= 0xFF
+    damaged = {"flip": raw, "truncate": raw[:len(raw) // 3], "empty": b""}[damage]
+    path.write_bytes(bytes(damaged))
     with pytest.warns(UserWarning, match="corrupt.*resuming from the previous"):
         assert checkpoint.load(path)["step"] == 3
 
