@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
 import socket
 import subprocess
@@ -45,3 +46,16 @@ def provenance(device: torch.device) -> dict:
     return {"commit": git_commit(), "python": platform.python_version(), "versions": versions,
             "host": socket.gethostname(), "device": str(device), "hardware": hardware(device),
             "argv": sys.argv}
+
+
+def save_result(result: dict, folder: Path, stem: str, device: torch.device) -> Path:
+    """Write a benchmark's result with its provenance, the hardware and torch version in the
+    file name, and print it."""
+    result = {**result, "provenance": provenance(device)}
+    print(json.dumps({k: v for k, v in result.items() if k != "provenance"}, indent=2))
+    hw = result["provenance"]["hardware"].replace(" ", "").replace(",", "_")
+    out = Path(folder) / f"{stem}_{hw}_torch{torch.__version__}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return out

@@ -43,6 +43,16 @@ def check_geometry(cfg, data) -> None:
                         f"{cfg.data.in_chans}, data.img_size={cfg.data.img_size}; fix those keys")
 
 
+def prepare(cfg):
+    """The data, the seeded model and the device of `cfg`: what every entry point builds first."""
+    data = load_data(cfg.data)
+    check_geometry(cfg, data)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
+                        img_size=cfg.data.img_size, **max_rates(cfg.drop))
+    return model, data, select_device(str(cfg.device))
+
+
 def write_json(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
@@ -91,18 +101,12 @@ def run(cfg, run_dir) -> dict:
             (run_dir / name).unlink(missing_ok=True)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
-    device = select_device(str(cfg.device))
     ckpt_path = run_dir / "checkpoint.pt"
     state = checkpoint.load(ckpt_path) if cfg.train.resume else None
     if state is not None and state["config_hash"] != checkpoint.config_hash(cfg):
         raise ConfigError(f"{run_dir} holds a run of a different config; choose another "
                           "hydra.run.dir, or set train.resume=false to start it over")
-    data = load_data(cfg.data)
-    check_geometry(cfg, data)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
-                        img_size=cfg.data.img_size, **max_rates(cfg.drop))
-
+    model, data, device = prepare(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     write_json(provenance(device), run_dir / "provenance.json")

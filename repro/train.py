@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,6 +19,15 @@ from repro.run import run
 # launcher's config cache) resolve the same directory and resume there.
 PROCESS_TOKEN = f"{os.getpid()}-{secrets.token_hex(2)}"
 OmegaConf.register_new_resolver("uid", lambda: PROCESS_TOKEN, replace=True, use_cache=True)
+
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_config(overrides=()) -> DictConfig:
+    """The config `python -m repro.train OVERRIDES` would run, for scripts and tests."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

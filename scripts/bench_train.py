@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 
-import repro.train  # noqa: F401  (registers the ${uid:} resolver)
-from repro.data import load_data
 from repro.data.loader import eval_batches
 from repro.logger import MetricsLog
-from repro.models import build_model
-from repro.provenance import provenance
-from repro.run import max_rates, select_device
+from repro.provenance import save_result
+from repro.run import prepare
+from repro.train import compose_config
 from repro.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,19 +40,13 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "results" / "bench"))
     parser.add_argument("overrides", nargs="*", default=["drop=dropout"])
     args = parser.parse_args()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", "train.progress=false",
-                                           "train.log_every=10", *args.overrides])
+    cfg = compose_config(["logger=none", "train.progress=false", "train.log_every=10",
+                          *args.overrides])
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
-    device = select_device(str(cfg.device))
-    data = load_data(cfg.data)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
-                        img_size=cfg.data.img_size, **max_rates(cfg.drop))
+    model, data, device = prepare(cfg)
     bare_model = copy.deepcopy(model).to(device)
-    log = MetricsLog(Path("/dev/null"))
-    trainer = Trainer(cfg, model, data, device, log)
+    trainer = Trainer(cfg, model, data, device, MetricsLog(Path("/dev/null")))
     bare_opt = torch.optim.AdamW(bare_model.parameters(), lr=cfg.optim.lr)
     b = cfg.train.batch_size
     batches = list(eval_batches(data.train_x[:b * args.steps].to(device),
@@ -87,14 +77,9 @@ def main():
     result = {"overrides": args.overrides, "model": cfg.model.name, "batch_size": b,
               "steps_per_segment": args.steps, "reps": args.reps, "img_per_s": ips,
               "overhead_vs_bare": ips["bare"] / ips["ours"] - 1,
-              "pipeline_vs_model": ips["pipeline"] / ips["ours"], "provenance": provenance(device)}
-    print(json.dumps({k: v for k, v in result.items() if k != "provenance"}, indent=2))
-    hw = result["provenance"]["hardware"].replace(" ", "").replace(",", "_")
-    drop = f"{cfg.drop.kind}-{cfg.drop.mode}"
-    out = Path(args.out) / f"bench_train_{cfg.model.name}_{drop}_{hw}_torch{torch.__version__}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+              "pipeline_vs_model": ips["pipeline"] / ips["ours"]}
+    save_result(result, args.out, f"bench_train_{cfg.model.name}_{cfg.drop.kind}-{cfg.drop.mode}",
+                device)
 
 
 if __name__ == "__main__":

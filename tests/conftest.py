@@ -1,14 +1,9 @@
 """Shared helpers: compose the project's Hydra configs, and a tiny fast run on synthetic data."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
 
-import repro.train  # noqa: F401  (registers the ${uid:} resolver used by hydra.run.dir)
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from repro.train import CONF, compose_config  # noqa: F401  (CONF: re-exported for tests)
 
 # Synthetic 28x28 data, 16 steps per epoch; with the tiny ViT a couple of seconds per run.
 FAST = ["data=synthetic", "train.epochs=2", "train.batch_size=32", "train.eval_batch_size=128",
@@ -18,8 +13,7 @@ TINY = FAST + ["model.embed_dim=32", "model.depth=2", "model.num_heads=2"]
 
 
 def make_cfg(*overrides: str):
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    return compose_config(overrides)
 
 
 @pytest.fixture

@@ -16,11 +16,9 @@ from omegaconf import OmegaConf
 
 from repro import checkpoint
 from repro.analysis.probe import DynamicsProbe, flat_state, snapshot_path
-from repro.data import load_data
 from repro.errors import DataError
 from repro.logger import MetricsLog
-from repro.models import build_model
-from repro.run import max_rates, select_device
+from repro.run import prepare
 from repro.trainer import Trainer
 
 
@@ -33,10 +31,7 @@ def measure_run(run_dir: Path, overrides: list[str] = ()) -> Path:
         raise DataError(f"{run_dir}/snapshots holds no step_0000000.pt (the initialization): "
                         "train with analysis.mode=snapshot (or live) to save snapshots")
     cfg = OmegaConf.merge(OmegaConf.load(run_dir / "config.yaml"), OmegaConf.from_dotlist(list(overrides)))
-    device = select_device(str(cfg.device))
-    data = load_data(cfg.data)
-    model = build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
-                        img_size=cfg.data.img_size, **max_rates(cfg.drop))
+    model, data, device = prepare(cfg)
     trainer = Trainer(cfg, model, data, device, MetricsLog(Path("/dev/null")))
     probe = DynamicsProbe(cfg.analysis, trainer, flat_state(model, checkpoint.load(snapshots[0])))
     lines = []
