@@ -1,0 +1,130 @@
+"""Launch an experiment's grid (conf/experiment/NAME.yaml, `hydra.sweeper.params`).
+
+    python scripts/sweep.py NAME [--launcher local|parallel|slurm] [--jobs N] [--gpus]
+                                 [--dry-run] [key=a,b ...]
+
+Every grid point gets a deterministic directory, multirun/NAME/<k1=v1,k2=v2>, so re-running a
+sweep skips finished runs (COMPLETE marker) and resumes interrupted ones from their checkpoints.
+local: one run after another. parallel: N processes at a time, each pinned to one core
+(`taskset`, with threads=1) or, with --gpus, to one GPU (CUDA_VISIBLE_DEVICES). slurm: Hydra's
+submitit launcher (conf/hydra/launcher/slurm.yaml), same directories.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def grid(name: str, extra: list[str]) -> list[list[str]]:
+    """The override lists of every grid point, keys sorted as Hydra's override_dirname sorts."""
+    path = ROOT / "conf" / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        sys.exit(f"error: no experiment {name!r}; choose one of {known}")
+    params = dict(OmegaConf.load(path).get("hydra", {}).get("sweeper", {}).get("params", {}))
+    fixed = []
+    for item in extra:
+        key, _, values = item.partition("=")
+        if "," in values:
+            params[key] = values
+        else:
+            fixed.append(item)
+    keys = sorted(params)
+    choices = [str(params[k]).split(",") for k in keys]
+    return [[f"{k}={v}" for k, v in zip(keys, combo)] + fixed for combo in itertools.product(*choices)]
+
+
+def run_dir(name: str, overrides: list[str]) -> Path:
+    return ROOT / "multirun" / name / ",".join(sorted(overrides))
+
+
+def status(path: Path) -> str:
+    if (path / "COMPLETE").is_file():
+        return "done"
+    return "resume" if (path / "checkpoint.pt").is_file() else "new"
+
+
+def command(name: str, overrides: list[str]) -> list[str]:
+    return [sys.executable, "-m", "repro.train", f"experiment={name}", *overrides,
+            f"hydra.run.dir={run_dir(name, overrides)}"]
+
+
+def pinned(cmd: list[str], slot: int, gpus: bool) -> tuple[list[str], dict]:
+    """The command and environment of a job in parallel slot `slot`: one GPU, or one core."""
+    env = dict(os.environ)
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot)
+        return cmd, env
+    cmd = cmd + ["threads=1", "device=cpu"]
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(slot % os.cpu_count())] + cmd
+    return cmd, env
+
+
+def slurm_command(name: str, overrides: list[str]) -> list[str]:
+    """Hydra multirun through submitit, into the same per-point directories as local runs."""
+    return [sys.executable, "-m", "repro.train", "-m", f"experiment={name}", "hydra/launcher=slurm",
+            f"hydra.sweep.dir={ROOT / 'multirun' / name}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
+            "hydra.job.config.override_dirname.exclude_keys=[experiment,hydra/launcher]", *overrides]
+
+
+def launch_parallel(name: str, todo: list[list[str]], width: int, gpus: bool) -> int:
+    """Run the grid points `todo` `width` at a time; return how many failed."""
+    pending, running, failures = list(todo), {}, 0
+    log_dir = ROOT / "multirun" / name / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        for slot in range(width):
+            if slot not in running and pending:
+                overrides = pending.pop(0)
+                cmd, env = pinned(command(name, overrides), slot, gpus)
+                log = open(log_dir / f"{run_dir(name, overrides).name}.log", "a")
+                running[slot] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT), log)
+        for slot, (proc, log) in list(running.items()):
+            if proc.poll() is not None:
+                failures += proc.returncode != 0
+                log.close()
+                del running[slot]
+        time.sleep(1)
+    return failures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("--launcher", choices=("local", "parallel", "slurm"), default="parallel")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel processes")
+    parser.add_argument("--gpus", action="store_true", help="pin parallel jobs to GPUs, not cores")
+    parser.add_argument("--dry-run", action="store_true", help="print the runs, start none")
+    parser.add_argument("overrides", nargs="*", help="fixed key=value, or key=a,b to add a grid axis")
+    args = parser.parse_args()
+    points = grid(args.name, args.overrides)
+    todo = []
+    for overrides in points:
+        state = status(run_dir(args.name, overrides))
+        print(f"[{state:6s}] {' '.join(overrides)}")
+        if state != "done":
+            todo.append(overrides)
+    print(f"{len(points)} runs, {len(points) - len(todo)} finished, {len(todo)} to run")
+    if args.dry_run or not todo:
+        return
+    if args.launcher == "slurm":
+        sys.exit(subprocess.call(slurm_command(args.name, args.overrides), cwd=ROOT))
+    width = 1 if args.launcher == "local" else args.jobs
+    failures = launch_parallel(args.name, todo, width, args.gpus)
+    print(f"{len(todo) - failures} runs ended cleanly, {failures} failed (see the logs folder)")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
