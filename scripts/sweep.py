@@ -56,7 +56,7 @@ def status(path: Path) -> str:
 
 def command(name: str, overrides: list[str]) -> list[str]:
     return [sys.executable, "-m", "repro.train", f"experiment={name}", *overrides,
-            f"hydra.run.dir={run_dir(name, overrides)}"]
+            f"hydra.run.dir='{run_dir(name, overrides)}'"]   # quoted: the name holds = and ,
 
 
 def pinned(cmd: list[str], slot: int, gpus: bool) -> tuple[list[str], dict]:
