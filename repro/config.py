@@ -107,7 +107,7 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 0
     nonfinite: str = "stop"
-    stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])
+    stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1", "SIGUSR2"])
     amp: bool = True
     progress: bool = True
     resume: bool = True

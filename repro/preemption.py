@@ -1,6 +1,7 @@
-"""Graceful stops: SLURM sends SIGTERM (or a configured SIGUSR1) before it kills or requeues a
-job. The handler only records the signal; the trainer finishes its step, writes a checkpoint
-and stops, and relaunching the same run directory resumes."""
+"""Graceful stops: SLURM sends SIGTERM (or, as configured, SIGUSR1 / submitit's SIGUSR2) before
+it kills or requeues a job. The handler only records the signal; the trainer finishes its step,
+writes a checkpoint and stops; then `forward` hands the signal to whatever handled it before
+(submitit's handler requeues the job), and relaunching the run directory resumes."""
 from __future__ import annotations
 
 import signal
@@ -37,3 +38,9 @@ class StopOnSignals:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         return False
+
+    def forward(self) -> None:
+        """Call the previous Python handler of the received signal (e.g. submitit's requeue)."""
+        handler = self.previous.get(getattr(signal, self.received or "", None))
+        if callable(handler):
+            handler(getattr(signal, self.received), None)

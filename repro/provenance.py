@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("torch", "torchvision", "timm", "hydra-core", "wandb", "numpy")
+PACKAGES = ("torch", "torchvision", "timm", "hydra-core", "wandb", "numpy", "matplotlib")
 
 
 CODE_DIR = Path(__file__).resolve().parent

@@ -2,9 +2,10 @@
 scripts call it directly. A run directory that holds a checkpoint is resumed."""
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from repro.models import build_model
 from repro.plot import plot_run
 from repro.preemption import StopOnSignals
 from repro.provenance import provenance
+from repro.results import run_status, sha256_file
 from repro.trainer import Interrupted, Trainer
 from repro.validate import validate
 
@@ -67,10 +69,6 @@ def run_id(run_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def finished(run_dir: Path, cfg) -> dict | None:
     """The summary of a run completed in `run_dir` with this config (its marker verified)."""
     marker = run_dir / "COMPLETE"
@@ -80,7 +78,7 @@ def finished(run_dir: Path, cfg) -> dict | None:
     if done["config_hash"] != checkpoint.config_hash(cfg):
         raise ConfigError(f"{run_dir} holds a finished run of a different config; choose another "
                           "hydra.run.dir")
-    if sha256_file(run_dir / "metrics.jsonl") != done["metrics_sha256"]:
+    if run_status(run_dir) == "tampered":
         raise DataError(f"{run_dir}/metrics.jsonl changed after the run finished (checksum in "
                         "COMPLETE differs): restore it, or delete the directory to run again")
     return done["summary"]
@@ -122,15 +120,19 @@ def run(cfg, run_dir) -> dict:
     else:
         log.truncate(0)
     started = time.perf_counter()
+    lock = run_dir / ".lock"                      # tells the results collector a run is live
+    write_json({"pid": os.getpid(), "host": socket.gethostname()}, lock)
     try:
         with StopOnSignals(cfg.train.stop_signals) as stop:
             trainer.stop_requested = stop
             final = trainer.fit()
     except Interrupted as note:
         print(f"stopped: {note}")
+        stop.forward()              # e.g. submitit's handler requeues; `finally` still runs
         return {"interrupted": str(note), "steps": trainer.step}
     finally:
         log.close()
+        lock.unlink(missing_ok=True)
     summary = {**final, "best_test_acc": trainer.best_test_acc, "steps": trainer.step,
                "wall_s_this_launch": time.perf_counter() - started}
     write_json(summary, run_dir / "summary.json")

@@ -23,6 +23,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
+MULTIRUN = ROOT / "multirun"
 
 
 def grid(name: str, extra: list[str]) -> list[list[str]]:
@@ -45,7 +46,7 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
 
 
 def run_dir(name: str, overrides: list[str]) -> Path:
-    return ROOT / "multirun" / name / ",".join(sorted(overrides))
+    return MULTIRUN / name / ",".join(sorted(overrides))
 
 
 def status(path: Path) -> str:
@@ -74,14 +75,14 @@ def pinned(cmd: list[str], slot: int, gpus: bool) -> tuple[list[str], dict]:
 def slurm_command(name: str, overrides: list[str]) -> list[str]:
     """Hydra multirun through submitit, into the same per-point directories as local runs."""
     return [sys.executable, "-m", "repro.train", "-m", f"experiment={name}", "hydra/launcher=slurm",
-            f"hydra.sweep.dir={ROOT / 'multirun' / name}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
+            f"hydra.sweep.dir={MULTIRUN / name}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
             "hydra.job.config.override_dirname.exclude_keys=[experiment,hydra/launcher]", *overrides]
 
 
 def launch_parallel(name: str, todo: list[list[str]], width: int, gpus: bool) -> int:
     """Run the grid points `todo` `width` at a time; return how many failed."""
     pending, running, failures = list(todo), {}, 0
-    log_dir = ROOT / "multirun" / name / "logs"
+    log_dir = MULTIRUN / name / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     while pending or running:
         for slot in range(width):
@@ -107,7 +108,7 @@ def main():
     parser.add_argument("--gpus", action="store_true", help="pin parallel jobs to GPUs, not cores")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, start none")
     parser.add_argument("overrides", nargs="*", help="fixed key=value, or key=a,b to add a grid axis")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     points = grid(args.name, args.overrides)
     todo = []
     for overrides in points:

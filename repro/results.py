@@ -1,0 +1,142 @@
+"""Collect runs into tidy tables: one row per run (runs.csv) and one per logged event
+(curves.csv). Sources: run directories (metrics.jsonl, the source of truth) or W&B's API.
+
+Only finished runs whose COMPLETE marker matches their metrics enter the tables; running,
+crashed or tampered runs are returned separately so that they are reported, never averaged.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from repro.logger import flatten
+
+CONFIG_KEYS = ("name", "seed", "model.name", "data.name", "data.train_subset", "train.epochs",
+               "drop.kind", "drop.mode", "drop.schedule", "drop.rate", "drop.cutoff_epoch",
+               "drop.cutoff_fraction")
+FINAL_KEYS = ("test_acc", "test_loss", "train_full_acc", "train_full_loss", "best_test_acc", "steps")
+EVENT_KEYS = ("loss", "lr", "drop_rate", "test_acc", "test_loss", "train_full_acc", "train_full_loss",
+              "grad_norm", "full_grad_norm", "model_distance", "grad_direction_variance",
+              "grad_direction_error", "bias", "variance", "update_cosine")
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_status(run_dir: Path) -> str:
+    """complete (marker verified), tampered (metrics changed after), running (a live process
+    holds its lock on this host), or incomplete (crashed, stopped, or running elsewhere)."""
+    marker = run_dir / "COMPLETE"
+    if marker.is_file():
+        done = json.loads(marker.read_text())
+        return "complete" if sha256_file(run_dir / "metrics.jsonl") == done["metrics_sha256"] else "tampered"
+    lock = run_dir / ".lock"
+    if lock.is_file():
+        owner = json.loads(lock.read_text())
+        if owner["host"] == socket.gethostname() and pid_alive(owner["pid"]):
+            return "running"
+    return "incomplete"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_events(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.jsonl") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def tidy(run: str, config: dict, events: list[dict]) -> tuple[dict, list[dict]]:
+    """The run's row (config keys and final evaluation) and its event rows."""
+    keys = {k: config.get(k) for k in CONFIG_KEYS}
+    evals = [e for e in events if e["event"] == "eval"]
+    final = {k: evals[-1].get(k) for k in FINAL_KEYS if evals} if evals else {}
+    final["steps"] = max((e["step"] for e in events), default=0)
+    rows = [{"run": run, **keys, "event": e["event"], "step": e["step"], "epoch": e.get("epoch"),
+             **{k: e.get(k) for k in EVENT_KEYS}}
+            for e in events if e["event"] in ("train", "eval", "analysis")]
+    return {"run": run, **keys, **final}, rows
+
+
+def collect_dirs(root: Path) -> tuple[list[dict], list[dict], list[dict]]:
+    """(run rows, event rows, skipped runs) for every run directory under `root`."""
+    runs, curves, skipped = [], [], []
+    for config_path in sorted(Path(root).rglob("config.yaml")):
+        run_dir = config_path.parent
+        if not (run_dir / "metrics.jsonl").is_file() or run_dir.name == ".hydra":
+            continue
+        name = str(run_dir.relative_to(root))
+        events = read_events(run_dir)
+        status = run_status(run_dir)
+        if status != "complete":
+            skipped.append({"run": name, "status": status,
+                            "last_step": max((e["step"] for e in events), default=0)})
+            continue
+        row, rows = tidy(name, flatten(OmegaConf.to_container(OmegaConf.load(config_path))), events)
+        runs.append(row)
+        curves += rows
+    return runs, curves, skipped
+
+
+def collect_wandb(path: str, group: str, api=None) -> tuple[list[dict], list[dict], list[dict]]:
+    """The same tables from W&B (`entity/project`, runs of one group), every history row via
+    scan_history (history() samples). Runs not in state 'finished' are skipped and reported."""
+    if api is None:
+        import wandb
+        api = wandb.Api()
+    runs, curves, skipped = [], [], []
+    for r in api.runs(path, filters={"group": group}):
+        history = list(r.scan_history())
+        events = []
+        for row in history:
+            for event in ("train", "eval", "analysis"):
+                values = {k.split("/", 1)[1]: v for k, v in row.items() if k.startswith(event + "/")}
+                if values:
+                    events.append({"event": event, "step": row["_step"], **values})
+        if r.state != "finished":
+            skipped.append({"run": r.name, "status": r.state,
+                            "last_step": max((e["step"] for e in events), default=0)})
+            continue
+        row, rows = tidy(r.name, dict(r.config), events)
+        runs.append(row)
+        curves += rows
+    return runs, curves, skipped
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    """Deterministic CSV: columns in first-seen order, floats as repr."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Rows with numbers parsed back (empty cells become None)."""
+    def parse(value: str):
+        if value == "":
+            return None
+        for cast in (int, float):
+            try:
+                return cast(value)
+            except ValueError:
+                pass
+        return value
+    with open(path, newline="") as f:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
