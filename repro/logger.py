@@ -20,22 +20,26 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 class MetricsLog:
-    """Appends events to `metrics.jsonl`, flushed per line, and mirrors them to a W&B run."""
+    """Appends events to `metrics.jsonl`, flushed per line, and mirrors them to a W&B run.
+    With no path (non-zero ranks, benchmarks) it records nothing."""
 
-    def __init__(self, path: Path, wandb_run=None):
+    def __init__(self, path: Path | None, wandb_run=None):
         self.path = path
-        self.file = open(path, "a")
+        self.file = open(path, "a") if path is not None else None
         self.wandb_run = wandb_run
 
     def tell(self) -> int:
-        return self.file.tell()
+        return self.file.tell() if self.file else 0
 
     def truncate(self, offset: int) -> None:
         """Drop events logged after a checkpoint, when resuming from it."""
-        self.file.truncate(offset)
-        self.file.seek(offset)
+        if self.file:
+            self.file.truncate(offset)
+            self.file.seek(offset)
 
     def log(self, event: str, step: int, **values) -> None:
+        if self.file is None:
+            return
         self.file.write(json.dumps({"event": event, "step": step, **values}) + "\n")
         self.file.flush()
         if self.wandb_run is not None:
@@ -49,7 +53,8 @@ class MetricsLog:
         self.wandb_run = None
 
     def close(self) -> None:
-        self.file.close()
+        if self.file:
+            self.file.close()
         if self.wandb_run is not None:
             try:
                 self.wandb_run.finish()

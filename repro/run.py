@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from repro import checkpoint
+from repro import checkpoint, distributed
 from repro.analysis.probe import attach_probe
 from repro.data import load_data
 from repro.errors import ConfigError, DataError
@@ -24,12 +24,6 @@ from repro.provenance import provenance
 from repro.results import run_status, sha256_file
 from repro.trainer import Interrupted, Trainer
 from repro.validate import validate
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def max_rates(drop) -> dict:
@@ -45,14 +39,14 @@ def check_geometry(cfg, data) -> None:
                         f"{cfg.data.in_chans}, data.img_size={cfg.data.img_size}; fix those keys")
 
 
-def prepare(cfg):
+def prepare(cfg, device: torch.device | None = None):
     """The data, the seeded model and the device of `cfg`: what every entry point builds first."""
     data = load_data(cfg.data)
     check_geometry(cfg, data)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
                         img_size=cfg.data.img_size, **max_rates(cfg.drop))
-    return model, data, select_device(str(cfg.device))
+    return model, data, device or distributed.select_device(str(cfg.device))
 
 
 def write_json(obj, path: Path) -> None:
@@ -87,14 +81,22 @@ def finished(run_dir: Path, cfg) -> dict | None:
 def run(cfg, run_dir) -> dict:
     """Train `cfg` in `run_dir`; return the final metrics (also written to summary.json).
 
-    A finished run is not trained again; an interrupted one resumes from its checkpoint."""
+    A finished run is not trained again; an interrupted one resumes from its checkpoint. Under
+    torchrun every rank calls this; rank 0's directory is used and only rank 0 writes."""
     validate(cfg)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    world, device = distributed.setup(str(cfg.device))
+    per_rank = cfg.train.batch_size / (world.size * cfg.train.accum_steps)
+    if per_rank != int(per_rank):
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} does not split across "
+                          f"{world.size} processes x train.accum_steps={cfg.train.accum_steps}; "
+                          "use a multiple of their product")
+    run_dir = Path(world.from_main(str(run_dir)))
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.train.resume and (summary := finished(run_dir, cfg)) is not None:
         print(f"{run_dir} already finished; nothing to do")
         return summary
-    if not cfg.train.resume:                      # starting over: no stale marker or checkpoint
+    if not cfg.train.resume and world.main:       # starting over: no stale marker or checkpoint
         for name in ("COMPLETE", "summary.json", "checkpoint.pt", "checkpoint.prev.pt"):
             (run_dir / name).unlink(missing_ok=True)
     if cfg.get("threads"):
@@ -104,14 +106,18 @@ def run(cfg, run_dir) -> dict:
     if state is not None and state["config_hash"] != checkpoint.config_hash(cfg):
         raise ConfigError(f"{run_dir} holds a run of a different config; choose another "
                           "hydra.run.dir, or set train.resume=false to start it over")
-    model, data, device = prepare(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    write_json(provenance(device), run_dir / "provenance.json")
-    tags = [cfg.model.name, cfg.drop.kind, cfg.drop.mode]
-    log = MetricsLog(run_dir / "metrics.jsonl", start_wandb(cfg.logger, config, run_dir,
-                                                            run_id(run_dir), tags))
-    trainer = Trainer(cfg, model, data, device, log, ckpt_path)
+    model, data, device = prepare(cfg, device)
+    lock = run_dir / ".lock"                      # tells the results collector a run is live
+    if world.main:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_json({**provenance(device), "world_size": world.size}, run_dir / "provenance.json")
+        wandb_run = start_wandb(cfg.logger, OmegaConf.to_container(cfg, resolve=True), run_dir,
+                                run_id(run_dir), [cfg.model.name, cfg.drop.kind, cfg.drop.mode])
+        log = MetricsLog(run_dir / "metrics.jsonl", wandb_run)
+        write_json({"pid": os.getpid(), "host": socket.gethostname()}, lock)
+    else:
+        log = MetricsLog(None)
+    trainer = Trainer(cfg, model, data, device, log, ckpt_path, world)
     if cfg.analysis.mode != "off":
         trainer.probe = attach_probe(cfg.analysis, trainer, run_dir)
     if state is not None:
@@ -120,8 +126,6 @@ def run(cfg, run_dir) -> dict:
     else:
         log.truncate(0)
     started = time.perf_counter()
-    lock = run_dir / ".lock"                      # tells the results collector a run is live
-    write_json({"pid": os.getpid(), "host": socket.gethostname()}, lock)
     try:
         with StopOnSignals(cfg.train.stop_signals) as stop:
             trainer.stop_requested = stop
@@ -132,11 +136,13 @@ def run(cfg, run_dir) -> dict:
         return {"interrupted": str(note), "steps": trainer.step}
     finally:
         log.close()
-        lock.unlink(missing_ok=True)
+        if world.main:
+            lock.unlink(missing_ok=True)
     summary = {**final, "best_test_acc": trainer.best_test_acc, "steps": trainer.step,
                "wall_s_this_launch": time.perf_counter() - started}
-    write_json(summary, run_dir / "summary.json")
-    plot_run(run_dir)
-    write_json({"summary": summary, "config_hash": checkpoint.config_hash(cfg),
-                "metrics_sha256": sha256_file(run_dir / "metrics.jsonl")}, run_dir / "COMPLETE")
+    if world.main:
+        write_json(summary, run_dir / "summary.json")
+        plot_run(run_dir)
+        write_json({"summary": summary, "config_hash": checkpoint.config_hash(cfg),
+                    "metrics_sha256": sha256_file(run_dir / "metrics.jsonl")}, run_dir / "COMPLETE")
     return summary

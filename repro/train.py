@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from repro import distributed
 from repro.errors import ConfigError, DataError
 from repro.run import run
 
@@ -38,6 +39,8 @@ def main(cfg: DictConfig) -> float | None:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        distributed.teardown()
     if "interrupted" in summary:
         return None
     print(f"run directory: {run_dir}\n  metrics.jsonl, checkpoint.pt, plot.png, summary.json\n"

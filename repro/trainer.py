@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from repro import checkpoint
 from repro.data import ImageData
 from repro.data.loader import Normalize, TrainBatches, eval_batches, mix_seed
+from repro.distributed import World
 from repro.logger import MetricsLog
 from repro.models import residual_blocks
 from repro.optim import build_optimizer
@@ -31,17 +34,23 @@ def cutoff_epoch(cfg) -> float:
 
 class Trainer:
     def __init__(self, cfg, model: nn.Module, data: ImageData, device: torch.device,
-                 log: MetricsLog, checkpoint_path: Path | None = None):
+                 log: MetricsLog, checkpoint_path: Path | None = None, world: World = World()):
         t, d = cfg.train, cfg.drop
         self.cfg, self.model, self.device, self.log = cfg, model.to(device), device, log
-        self.checkpoint_path = checkpoint_path
+        self.checkpoint_path, self.world = checkpoint_path, world
         self.normalize = Normalize(*data.mean_std, device)
         self.batches = TrainBatches(data.train_x.to(device), data.train_y.to(device), t.batch_size,
-                                    self.normalize, cfg.seed, cfg.data.crop_padding, cfg.data.hflip)
+                                    self.normalize, cfg.seed, cfg.data.crop_padding, cfg.data.hflip,
+                                    shard=world.rank, shards=world.size)
+        # Data parallel: gradients are averaged across ranks; the module itself stays `model`.
+        self.parallel = (DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda"
+                                                 else None) if world.size > 1 else self.model)
         probe = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
         probe = probe[:t.train_eval_size]
         self.eval_sets = {"test": (data.test_x.to(device), data.test_y.to(device)),
                           "train_full": (data.train_x[probe].to(device), data.train_y[probe].to(device))}
+        self.eval_sets = {k: (x[world.rank::world.size], y[world.rank::world.size])
+                          for k, (x, y) in self.eval_sets.items()}
         self.steps_per_epoch = len(self.batches)
         self.total_steps = t.epochs * self.steps_per_epoch
         self.rates = (np.zeros(self.total_steps) if d.kind == "none" else drop_schedule(
@@ -70,7 +79,8 @@ class Trainer:
         if self.controller.kind != "none":
             self.controller.apply(float(self.rates[self.step]))
         self.scheduler.step_update(self.step)
-        seed = mix_seed(self.cfg.seed, self.step, 1)
+        # Rank 0 draws a single process's masks; other ranks (other data) draw their own.
+        seed = mix_seed(self.cfg.seed, self.step, 1, *([self.world.rank] if self.world.rank else []))
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)  # timm's Mixup draws from numpy
         if self.mixup:
@@ -78,12 +88,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         accum = self.cfg.train.accum_steps
         total = torch.zeros((), device=self.device)
-        for xm, ym in zip(x.chunk(accum), y.chunk(accum)):
-            with self.autocast():
-                loss = self.criterion(self.model(xm), ym) / accum
-            loss.backward()
+        for i, (xm, ym) in enumerate(zip(x.chunk(accum), y.chunk(accum))):
+            sync = i == accum - 1 or self.world.size == 1      # all-reduce on the last micro-batch
+            with nullcontext() if sync else self.parallel.no_sync():
+                with self.autocast():
+                    loss = self.criterion(self.parallel(xm), ym) / accum
+                loss.backward()
             total += loss.detach()
-        if self.cfg.train.nonfinite == "skip" and not torch.isfinite(total):
+        if self.cfg.train.nonfinite == "skip" and not torch.isfinite(self.world.sum(total.clone())):
             self.log.log("nonfinite", self.step + 1, loss=total.item(), action="skipped step")
             total = torch.zeros((), device=self.device)
         else:
@@ -103,8 +115,9 @@ class Trainer:
                     logits = self.model(xb).float()
                 loss += F.cross_entropy(logits, yb, reduction="sum")
                 correct += (logits.argmax(1) == yb).sum()
-            out[f"{name}_loss"] = loss.item() / len(y)
-            out[f"{name}_acc"] = correct.item() / len(y)
+            count = self.world.sum(torch.tensor(float(len(y)), device=self.device))
+            out[f"{name}_loss"] = (self.world.sum(loss) / count).item()
+            out[f"{name}_acc"] = (self.world.sum(correct.double()) / count).item()
         self.model.train()
         return out
 
@@ -128,7 +141,7 @@ class Trainer:
         self.log.truncate(state["metrics_offset"])
 
     def save_checkpoint(self) -> None:
-        if self.checkpoint_path is not None:
+        if self.checkpoint_path is not None and self.world.main:
             checkpoint.save_atomic(self.state_dict(), self.checkpoint_path)
 
     def observe(self) -> None:
@@ -143,7 +156,7 @@ class Trainer:
 
     def log_train(self, seconds: float, rate: float) -> float:
         """Log the mean loss since the last log; stop on a non-finite loss."""
-        loss = self.loss_sum.item() / self.loss_count
+        loss = self.world.sum(self.loss_sum.clone()).item() / self.world.size / self.loss_count
         if not math.isfinite(loss):
             self.log.log("nonfinite", self.step, loss=loss, action="stopped")
             raise FloatingPointError(
@@ -185,7 +198,7 @@ class Trainer:
                     tick = time.perf_counter()
                 if self.step % self.steps_per_epoch == 0:
                     continue                            # epoch end: evaluate, then checkpoint
-                reason = self.stop_requested()
+                reason = self.stop_reason()
                 if reason or (t.ckpt_every and self.step % t.ckpt_every == 0):
                     self.save_checkpoint()
                 if reason:
@@ -197,11 +210,18 @@ class Trainer:
             self.log.log("eval", self.step, epoch=epoch + 1, best_test_acc=self.best_test_acc,
                          **metrics)
             self.save_checkpoint()
-            reason = self.stop_requested()
+            reason = self.stop_reason()
             if reason:
                 self.interrupt(bar, reason)
         bar.close()
         return metrics
+
+    def stop_reason(self) -> str | None:
+        """Why to stop now, agreed by all ranks (one rank's SIGTERM stops them all)."""
+        reason = self.stop_requested()
+        if self.world.any(bool(reason), self.device):
+            return reason or "a stop request on another rank"
+        return None
 
     def interrupt(self, bar, reason: str):
         bar.close()

@@ -30,7 +30,7 @@ def main():
     args = parser.parse_args()
     cfg = compose_config(["logger=none", "train.progress=false", *args.overrides])
     model, data, device = prepare(cfg)
-    trainer = Trainer(cfg, model, data, device, MetricsLog(Path("/dev/null")))
+    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
     probe = DynamicsProbe(cfg.analysis, trainer, flat_params(model))
     trainer.fit(stop_at=2)                                 # warm up
     step_s, measure_s = [], []

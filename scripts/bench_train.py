@@ -46,7 +46,7 @@ def main():
         torch.set_num_threads(cfg.threads)
     model, data, device = prepare(cfg)
     bare_model = copy.deepcopy(model).to(device)
-    trainer = Trainer(cfg, model, data, device, MetricsLog(Path("/dev/null")))
+    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
     bare_opt = torch.optim.AdamW(bare_model.parameters(), lr=cfg.optim.lr)
     b = cfg.train.batch_size
     batches = list(eval_batches(data.train_x[:b * args.steps].to(device),

@@ -32,7 +32,7 @@ def measure_run(run_dir: Path, overrides: list[str] = ()) -> Path:
                         "train with analysis.mode=snapshot (or live) to save snapshots")
     cfg = OmegaConf.merge(OmegaConf.load(run_dir / "config.yaml"), OmegaConf.from_dotlist(list(overrides)))
     model, data, device = prepare(cfg)
-    trainer = Trainer(cfg, model, data, device, MetricsLog(Path("/dev/null")))
+    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
     probe = DynamicsProbe(cfg.analysis, trainer, flat_state(model, checkpoint.load(snapshots[0])))
     lines = []
     for path in snapshots:

@@ -49,15 +49,19 @@ class Normalize:
 
 
 class TrainBatches:
-    """Shuffled, augmented training batches; the last incomplete batch of an epoch is dropped."""
+    """Shuffled, augmented training batches; the last incomplete batch of an epoch is dropped.
+
+    With `shards` > 1 (data parallel), every rank draws the same global batch and augmentation,
+    then keeps its own contiguous slice: together the ranks see exactly what one process sees."""
 
     def __init__(self, x, y, batch_size: int, normalize: Normalize, seed: int,
-                 crop_padding: int = 0, hflip: bool = False):
+                 crop_padding: int = 0, hflip: bool = False, shard: int = 0, shards: int = 1):
         if batch_size > len(y):
             raise ValueError(f"batch size {batch_size} exceeds the {len(y)} training images")
         self.x, self.y, self.batch_size = x, y, batch_size
         self.normalize, self.seed = normalize, seed
         self.crop_padding, self.hflip = crop_padding, hflip
+        self.shard, self.shards = shard, shards
 
     def __len__(self) -> int:
         return len(self.y) // self.batch_size
@@ -75,7 +79,10 @@ class TrainBatches:
                 x = random_crop(x, self.crop_padding, gen)
             if self.hflip:
                 x = random_hflip(x, gen)
-            yield self.normalize(x), self.y[idx]
+            y = self.y[idx]
+            if self.shards > 1:
+                x, y = x.chunk(self.shards)[self.shard], y.chunk(self.shards)[self.shard]
+            yield self.normalize(x), y
 
 
 def eval_batches(x, y, batch_size: int, normalize: Normalize):

@@ -1,0 +1,44 @@
+"""Data parallel on CPU: two gloo processes under torchrun match one process with the same
+global batch (no randomness: no dropout, no augmentation), and the drop schedule stays in step."""
+import subprocess
+import sys
+
+import pytest
+from conftest import TINY, make_cfg
+from test_run import ROOT, events
+
+from repro.run import run
+
+pytestmark = pytest.mark.slow
+
+
+def torchrun(overrides, run_dir):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "repro.train", *overrides, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize("drop", ["none", "early_dropout"])
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, drop):
+    overrides = [*TINY, f"drop={drop}", "train.epochs=1"]
+    run(make_cfg(*overrides), tmp_path / "one")
+    torchrun(overrides, tmp_path / "two")
+    one, two = events(tmp_path / "one", "train"), events(tmp_path / "two", "train")
+    assert [e["step"] for e in one] == [e["step"] for e in two]
+    assert [e["drop_rate"] for e in one] == [e["drop_rate"] for e in two]   # schedule in step
+    if drop == "none":                          # deterministic: losses agree to float tolerance
+        assert [e["loss"] for e in two] == pytest.approx([e["loss"] for e in one], rel=1e-4)
+        ev1, ev2 = events(tmp_path / "one", "eval")[-1], events(tmp_path / "two", "eval")[-1]
+        assert ev2["test_loss"] == pytest.approx(ev1["test_loss"], rel=1e-4)
+        assert ev2["test_acc"] == pytest.approx(ev1["test_acc"], abs=1 / 256)
+    assert (tmp_path / "two" / "COMPLETE").is_file()
+
+
+def test_batch_that_does_not_split_across_processes_is_refused(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "repro.train", *TINY, "train.batch_size=33", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "train.batch_size=33 does not split across 2 processes" in proc.stderr
