@@ -26,6 +26,9 @@ from repro.optim import build_optimizer
 from repro.schedules import DropController, drop_schedule
 
 
+SINGLE = World()  # one process
+
+
 def cutoff_epoch(cfg) -> float:
     """`drop.cutoff_epoch` if set, else `drop.cutoff_fraction` of `train.epochs`."""
     d = cfg.drop
@@ -34,7 +37,7 @@ def cutoff_epoch(cfg) -> float:
 
 class Trainer:
     def __init__(self, cfg, model: nn.Module, data: ImageData, device: torch.device,
-                 log: MetricsLog, checkpoint_path: Path | None = None, world: World = World()):
+                 log: MetricsLog, checkpoint_path: Path | None = None, world: World = SINGLE):
         t, d = cfg.train, cfg.drop
         self.cfg, self.model, self.device, self.log = cfg, model.to(device), device, log
         self.checkpoint_path, self.world = checkpoint_path, world
@@ -43,8 +46,8 @@ class Trainer:
                                     self.normalize, cfg.seed, cfg.data.crop_padding, cfg.data.hflip,
                                     shard=world.rank, shards=world.size)
         # Data parallel: gradients are averaged across ranks; the module itself stays `model`.
-        self.parallel = (DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda"
-                                                 else None) if world.size > 1 else self.model)
+        ids = [device.index] if device.type == "cuda" else None
+        self.parallel = DistributedDataParallel(self.model, ids) if world.size > 1 else self.model
         probe = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
         probe = probe[:t.train_eval_size]
         self.eval_sets = {"test": (data.test_x.to(device), data.test_y.to(device)),
