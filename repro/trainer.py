@@ -25,7 +25,6 @@ from repro.models import residual_blocks
 from repro.optim import build_optimizer
 from repro.schedules import DropController, drop_schedule
 
-
 SINGLE = World()  # one process
 
 
