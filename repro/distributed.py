@@ -46,9 +46,19 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def export_slurm_env() -> None:
+    """Under SLURM with several tasks (submitit with hydra.launcher.tasks_per_node or nodes > 1),
+    derive torchrun's variables from SLURM's through submitit's helper."""
+    if "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        return
+    from submitit.helpers import TorchDistributedEnvironment
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def setup(device_name: str) -> tuple[World, torch.device]:
-    """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK) and pick this
-    process's device: its own GPU, else the CPU."""
+    """Join the process group torchrun (or SLURM) describes (WORLD_SIZE, RANK, LOCAL_RANK) and
+    pick this process's device: its own GPU, else the CPU."""
+    export_slurm_env()
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World(), select_device(device_name)

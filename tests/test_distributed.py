@@ -1,5 +1,6 @@
 """Data parallel on CPU: two gloo processes under torchrun match one process with the same
 global batch (no randomness: no dropout, no augmentation), and the drop schedule stays in step."""
+import os
 import subprocess
 import sys
 
@@ -42,3 +43,19 @@ def test_batch_that_does_not_split_across_processes_is_refused(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "train.batch_size=33 does not split across 2 processes" in proc.stderr
+
+
+def test_slurm_tasks_become_torchrun_ranks(monkeypatch):
+    from repro.distributed import export_slurm_env
+    pytest.importorskip("submitit")
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(key, "")          # recorded, so the exported values are undone after
+        monkeypatch.delenv(key)
+    env = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "123", "SLURM_NTASKS": "4",
+           "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_NODEID": "1",
+           "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "node[1-2]"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    export_slurm_env()
+    assert (os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["LOCAL_RANK"]) == ("3", "4", "1")
+    assert os.environ["MASTER_ADDR"] == "node1"
