@@ -13,7 +13,7 @@ import torch.nn as nn
 from timm.layers import DropPath
 
 MODES = ("standard", "early", "late")
-SCHEDULES = ("constant", "linear", "cosine")
+SCHEDULES = ("constant", "linear", "cosine", "increasing")
 KINDS = ("none", "dropout", "drop_path")
 
 
@@ -26,9 +26,10 @@ def drop_schedule(rate: float, epochs: int, iters_per_epoch: int, cutoff_epoch: 
                   mode: str = "standard", schedule: str = "constant") -> np.ndarray:
     """One drop rate per optimizer step, `epochs * iters_per_epoch` values.
 
-    standard: `rate` throughout. early: `rate` (constant), `linspace(rate, 0, C)` (linear) or a
-    half cosine from `rate` to 0 (cosine) over the first C = cutoff steps, then 0. late: 0 for the
-    first C steps, then `rate` (constant only, as in the paper).
+    standard: `rate` throughout. early: `rate` (constant), `linspace(rate, 0, C)` (linear), a
+    half cosine from `rate` to 0 (cosine), or `linspace(0, rate, C)` (increasing: the control
+    that ramps up instead of down) over the first C = cutoff steps, then 0. late: 0 for the first
+    C steps, then `rate` (constant only, as in the paper).
     """
     if mode not in MODES:
         raise ValueError(f"drop.mode={mode!r} is not one of {MODES}")
@@ -52,6 +53,8 @@ def drop_schedule(rate: float, epochs: int, iters_per_epoch: int, cutoff_epoch: 
         head = np.full(before, rate, dtype=np.float64)
     elif schedule == "linear":
         head = np.linspace(rate, 0, before)
+    elif schedule == "increasing":
+        head = np.linspace(0, rate, before)
     else:  # cosine: rate at step 0, exactly 0 at step C-1, like linear
         t = np.arange(before) / max(before - 1, 1)
         head = rate * 0.5 * (1 + np.cos(math.pi * t))

@@ -111,6 +111,12 @@ def test_early_regime_table_and_byte_stable_figures(runs_root, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+def test_ablation_table_groups_by_the_swept_key(runs_root, tmp_path):
+    lines = build(runs_root, tmp_path / "ablation_rate", "ablation_rate")
+    assert lines[2].startswith("| 0.0 | 3 | 79.67 ± 1.43 |") and lines[3].startswith("| 0.1 | 3 | 81.00 ± 2.48 |")
+    assert (tmp_path / "ablation_rate" / "ablation_rate.png").is_file()
+
+
 def test_dynamics_figure_and_claims(runs_root, tmp_path):
     lines = build(runs_root, tmp_path, "dynamics")
     assert (tmp_path / "dynamics.png").is_file()

@@ -39,6 +39,12 @@ def test_early_cosine_shape():
     assert np.all(s[C * N:] == 0)
 
 
+def test_early_increasing_control_ramps_up_then_stops():
+    s = drop_schedule(P, E, N, C, "early", "increasing")
+    assert s[0] == 0 and s[C * N - 1] == pytest.approx(P) and s[10] == pytest.approx(P / 2)
+    assert np.all(np.diff(s[:C * N]) > 0) and np.all(s[C * N:] == 0)
+
+
 def test_late_constant_boundaries():
     s = drop_schedule(P, E, N, C, "late", "constant")
     assert s[0] == 0 and s[C * N - 1] == 0
