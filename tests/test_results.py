@@ -113,7 +113,8 @@ def test_early_regime_table_and_byte_stable_figures(runs_root, tmp_path):
 
 def test_ablation_table_groups_by_the_swept_key(runs_root, tmp_path):
     lines = build(runs_root, tmp_path / "ablation_rate", "ablation_rate")
-    assert lines[2].startswith("| 0.0 | 3 | 79.67 ± 1.43 |") and lines[3].startswith("| 0.1 | 3 | 81.00 ± 2.48 |")
+    assert lines[2].startswith("| 0.0 | 3 | 79.67 ± 1.43 |")
+    assert lines[3].startswith("| 0.1 | 3 | 81.00 ± 2.48 |")
     assert (tmp_path / "ablation_rate" / "ablation_rate.png").is_file()
 
 

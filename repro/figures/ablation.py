@@ -12,15 +12,15 @@ def make(runs: list[dict], curves: list[dict], out: Path, key: str) -> list[str]
     groups = sorted(group_by(runs, key).items(), key=lambda item: str(item[0][0]))
     lines = [f"| {key} | runs | test acc % | train loss (full model) |", "|---|---|---|---|"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    stats = {"test_acc": [], "train_full_loss": []}
+    accs, losses = [], []
     for (value,), rows in groups:
         acc = mean_ci([r["test_acc"] for r in rows])
         loss = mean_ci([r["train_full_loss"] for r in rows])
-        stats["test_acc"].append(acc)
-        stats["train_full_loss"].append(loss)
-        lines.append(f"| {value} | {acc[2]} | {fmt(acc[0], acc[1], 100)} | {fmt(loss[0], loss[1], digits=4)} |")
+        accs.append(acc)
+        losses.append(loss)
+        lines.append(f"| {value} | {acc[2]} | {fmt(*acc[:2], 100)} | {fmt(*loss[:2], digits=4)} |")
     labels = [str(value) for (value,), _ in groups]
-    for ax, (metric, values), title in zip(axes, stats.items(), ("test accuracy", "final training loss")):
+    for ax, values, title in zip(axes, (accs, losses), ("test accuracy", "final training loss")):
         ax.errorbar(range(len(values)), [m for m, _, _ in values], yerr=[h for _, h, _ in values],
                     fmt="o-", capsize=4)
         ax.set_xticks(range(len(values)), labels)
