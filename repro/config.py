@@ -72,6 +72,7 @@ class OptimConfig:
     betas: Optional[list[float]] = None
     momentum: Optional[float] = None
     eps: Optional[float] = None
+    fused: Optional[bool] = None        # fused AdamW kernel (torch >= 2.4 on CPU and CUDA)
 
 
 @dataclass
@@ -109,6 +110,7 @@ class TrainConfig:
     nonfinite: str = "stop"
     stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1", "SIGUSR2"])
     amp: bool = True
+    grad_checkpointing: bool = False
     progress: bool = True
     resume: bool = True
 

@@ -18,8 +18,8 @@ def scaled_lr(cfg, batch_size: int) -> float:
 
 def build_optimizer(model, cfg, batch_size: int, total_steps: int, steps_per_epoch: int):
     lr = scaled_lr(cfg, batch_size)
-    extra = {k: tuple(cfg[k]) if k == "betas" else cfg[k] for k in ("betas", "momentum", "eps")
-             if cfg.get(k) is not None}
+    extra = {k: tuple(cfg[k]) if k == "betas" else cfg[k]
+             for k in ("betas", "momentum", "eps", "fused") if cfg.get(k) is not None}
     optimizer = create_optimizer_v2(model, opt=cfg.name, lr=lr, weight_decay=cfg.weight_decay,
                                     **extra)
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))

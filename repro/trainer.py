@@ -39,6 +39,8 @@ class Trainer:
                  log: MetricsLog, checkpoint_path: Path | None = None, world: World = SINGLE):
         t, d = cfg.train, cfg.drop
         self.cfg, self.model, self.device, self.log = cfg, model.to(device), device, log
+        if t.grad_checkpointing:                 # recompute block activations in backward
+            model.set_grad_checkpointing(True)
         self.checkpoint_path, self.world = checkpoint_path, world
         self.normalize = Normalize(*data.mean_std, device)
         self.batches = TrainBatches(data.train_x.to(device), data.train_y.to(device), t.batch_size,

@@ -71,6 +71,8 @@ def check_model(cfg) -> None:
     m, data = cfg.model, cfg.data
     require(m.arch in ARCHS, f"model.arch={m.arch!r} is unknown; choose one of {sorted(ARCHS)} "
             "(or pick a config from conf/model/)")
+    require(not cfg.train.get("grad_checkpointing") or m.arch != "mlp",
+            "train.grad_checkpointing=true needs a block model; model.arch=mlp has no blocks")
     if m.get("patch_size") is not None:
         require(m.patch_size >= 1, f"model.patch_size={m.patch_size} must be >= 1")
         require(data.img_size % m.patch_size == 0,

@@ -90,6 +90,7 @@ BAD = [
     (["analysis.mode=live", "analysis.every=10", "analysis.num_grads=1"], "analysis.num_grads=1"),
     (["analysis.mode=live"], "no step is selected"),
     (["analysis.full_subset=0"], "analysis.full_subset=0"),
+    (["model=mlp", "train.grad_checkpointing=true"], "train.grad_checkpointing=true needs a block model"),
 ]
 
 

@@ -35,3 +35,19 @@ def test_warmup_then_cosine_per_step():
 def test_lr_scales_with_batch_like_the_paper():
     cfg = OmegaConf.create(dict(lr=4e-3, lr_base_batch=4096))
     assert scaled_lr(cfg, 1024) == pytest.approx(1e-3)
+
+
+def test_fused_adamw_matches_the_reference_kernel():
+    import torch
+    results = []
+    for fused in (None, True):
+        torch.manual_seed(0)
+        model = vit()
+        opt, _ = build_optimizer(model, OmegaConf.merge(ADAMW, {"fused": fused}), 128, 10, 10)
+        assert opt.param_groups[0].get("fused") == fused
+        for _ in range(3):
+            opt.zero_grad()
+            model(torch.randn(4, 1, 28, 28)).pow(2).mean().backward()
+            opt.step()
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(results[0], results[1], atol=1e-6)

@@ -140,3 +140,10 @@ def test_cli_bad_input_stops_before_compute_with_the_fix(tmp_path):
     assert p.returncode == 2
     assert "drop.mode=late with drop.schedule=linear" in err and "use drop.schedule=constant" in err
     assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
+def test_gradient_checkpointing_gives_the_same_training(tiny_cfg, tmp_path):
+    run(tiny_cfg("drop=dropout", "train.epochs=1"), tmp_path / "plain")
+    run(tiny_cfg("drop=dropout", "train.epochs=1", "train.grad_checkpointing=true"), tmp_path / "ckpt")
+    a, b = events(tmp_path / "plain", "train"), events(tmp_path / "ckpt", "train")
+    assert [e["loss"] for e in a] == pytest.approx([e["loss"] for e in b], rel=1e-5)
