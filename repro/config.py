@@ -111,6 +111,7 @@ class TrainConfig:
     stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1", "SIGUSR2"])
     amp: bool = True
     grad_checkpointing: bool = False
+    compile: Optional[str] = None       # a torch.compile backend (inductor, aot_eager, ...)
     progress: bool = True
     resume: bool = True
 

@@ -20,6 +20,7 @@ from repro import checkpoint
 from repro.data import ImageData
 from repro.data.loader import Normalize, TrainBatches, eval_batches, mix_seed
 from repro.distributed import World
+from repro.layers import make_compilable
 from repro.logger import MetricsLog
 from repro.models import residual_blocks
 from repro.optim import build_optimizer
@@ -41,6 +42,8 @@ class Trainer:
         self.cfg, self.model, self.device, self.log = cfg, model.to(device), device, log
         if t.grad_checkpointing:                 # recompute block activations in backward
             model.set_grad_checkpointing(True)
+        if t.compile:                            # drop rates as data: no recompiles per step
+            make_compilable(model)
         self.checkpoint_path, self.world = checkpoint_path, world
         self.normalize = Normalize(*data.mean_std, device)
         self.batches = TrainBatches(data.train_x.to(device), data.train_y.to(device), t.batch_size,
@@ -49,6 +52,8 @@ class Trainer:
         # Data parallel: gradients are averaged across ranks; the module itself stays `model`.
         ids = [device.index] if device.type == "cuda" else None
         self.parallel = DistributedDataParallel(self.model, ids) if world.size > 1 else self.model
+        if t.compile:
+            self.parallel = torch.compile(self.parallel, backend=t.compile)
         probe = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
         probe = probe[:t.train_eval_size]
         self.eval_sets = {"test": (data.test_x.to(device), data.test_y.to(device)),

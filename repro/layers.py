@@ -1,0 +1,69 @@
+"""Drop layers whose rate is data (a 0-d buffer), not a Python float: a compiled model then
+does not recompile when the schedule changes the rate every step. `make_compilable` swaps them
+in for torch's Dropout and timm's DropPath and routes timm's attention through its dropout
+module (fused attention takes the rate as a float)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from timm.layers import DropPath
+
+
+def _inverted(x: torch.Tensor, rate: torch.Tensor, shape) -> torch.Tensor:
+    keep = torch.rand(shape, device=x.device, dtype=x.dtype) >= rate
+    return x * keep / (1 - rate)
+
+
+class ScheduledDropout(nn.Dropout):
+    """Inverted dropout reading its rate from a buffer; `.p` reads and writes that buffer."""
+
+    def __init__(self, p: float = 0.0):
+        nn.Module.__init__(self)
+        self.inplace = False
+        self.register_buffer("rate", torch.tensor(float(p)), persistent=False)
+
+    @property
+    def p(self) -> float:
+        return self.rate.item()
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self.rate.fill_(value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _inverted(x, self.rate, x.shape) if self.training else x
+
+
+class ScheduledDropPath(DropPath):
+    """Stochastic depth (per-sample) reading its rate from a buffer; `.drop_prob` is that buffer."""
+
+    def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True):
+        nn.Module.__init__(self)
+        self.scale_by_keep = scale_by_keep
+        self.register_buffer("rate", torch.tensor(float(drop_prob)), persistent=False)
+
+    @property
+    def drop_prob(self) -> float:
+        return self.rate.item()
+
+    @drop_prob.setter
+    def drop_prob(self, value: float) -> None:
+        self.rate.fill_(value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        return _inverted(x, self.rate, (x.shape[0],) + (1,) * (x.ndim - 1))
+
+
+def make_compilable(model: nn.Module) -> nn.Module:
+    """Swap in the scheduled layers (same rates) and turn off fused attention; in place."""
+    for module in list(model.modules()):
+        if hasattr(module, "fused_attn"):
+            module.fused_attn = False
+        for child_name, child in module.named_children():
+            if type(child) is nn.Dropout:
+                setattr(module, child_name, ScheduledDropout(child.p))
+            elif type(child) is DropPath:
+                setattr(module, child_name, ScheduledDropPath(child.drop_prob, child.scale_by_keep))
+    return model

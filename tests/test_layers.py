@@ -1,0 +1,64 @@
+"""The buffer-rate drop layers behave as torch's / timm's, and a compiled model does not
+recompile when the scheduled rate changes every step (checked with dynamo's counters)."""
+import pytest
+import torch
+from test_schedules import vit
+from timm.layers import DropPath
+from torch._dynamo.utils import counters
+
+from repro.layers import ScheduledDropout, ScheduledDropPath, make_compilable
+from repro.models import residual_blocks
+from repro.schedules import DropController, drop_schedule
+
+
+@pytest.mark.parametrize("layer", [ScheduledDropout(0.3), ScheduledDropPath(0.3)],
+                         ids=["dropout", "droppath"])
+def test_inverted_expectation_and_identity_in_eval(layer):
+    torch.manual_seed(0)
+    x = torch.ones(200_000, 4)
+    y = layer.train()(x)
+    kept = y != 0
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    assert (~kept).float().mean().item() == pytest.approx(0.3, abs=0.005)
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_swap_keeps_rates_and_sites():
+    model = make_compilable(vit(dropout=0.2, drop_path=0.4))
+    assert not any(type(m) in (torch.nn.Dropout, DropPath) for m in model.modules())
+    assert model.blocks[1].attn.attn_drop.p == pytest.approx(0.2) and not model.blocks[1].attn.fused_attn
+    assert model.blocks[3].drop_path1.drop_prob == pytest.approx(0.4)
+    ctl = DropController(model, "drop_path", residual_blocks(model))
+    ctl.apply(0.3)
+    assert model.blocks[3].drop_path2.rate.item() == pytest.approx(0.3)
+
+
+def test_compiled_model_does_not_recompile_when_the_rate_changes():
+    torch._dynamo.reset()
+    counters.clear()
+    model = make_compilable(vit(dropout=0.1)).train()
+    model.head_drop.p = 0.0                  # the helper's head dropout would hide the schedule
+    ctl = DropController(model, "dropout")
+    compiled = torch.compile(model, backend="aot_eager")
+    x = torch.randn(4, 1, 28, 28)
+    rates = drop_schedule(0.1, 2, 5, 1, "late", "constant")       # 0 ... 0, then 0.1
+    outputs = []
+    for rate in rates:
+        ctl.apply(float(rate))
+        outputs.append(compiled(x))
+        outputs[-1].sum().backward()
+    assert counters["stats"]["unique_graphs"] == 1
+    assert torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[-1], outputs[-2])
+
+
+def test_training_with_compile_changes_rate_every_step_without_recompiling(tiny_cfg, tmp_path):
+    from test_run import events
+
+    from repro.run import run
+    torch._dynamo.reset()
+    counters.clear()
+    summary = run(tiny_cfg("drop=early_dropout", "drop.cutoff_epoch=1", "train.epochs=1",
+                           "train.compile=aot_eager"), tmp_path)
+    rates = {e["drop_rate"] for e in events(tmp_path, "train")}
+    assert len(rates) > 5 and summary["steps"] == 16            # a new rate at every step
+    assert counters["stats"]["unique_graphs"] == 1
