@@ -9,6 +9,16 @@ import torch.nn as nn
 from timm.layers import DropPath
 
 
+class BufferRate:
+    """A float attribute (`p`, `drop_prob`) kept in the module's 0-d `rate` buffer."""
+
+    def __get__(self, module, owner=None):
+        return self if module is None else module.rate.item()
+
+    def __set__(self, module, value: float) -> None:
+        module.rate.fill_(value)
+
+
 def _inverted(x: torch.Tensor, rate: torch.Tensor, shape) -> torch.Tensor:
     keep = torch.rand(shape, device=x.device, dtype=x.dtype) >= rate
     return x * keep / (1 - rate)
@@ -17,18 +27,12 @@ def _inverted(x: torch.Tensor, rate: torch.Tensor, shape) -> torch.Tensor:
 class ScheduledDropout(nn.Dropout):
     """Inverted dropout reading its rate from a buffer; `.p` reads and writes that buffer."""
 
+    p = BufferRate()
+
     def __init__(self, p: float = 0.0):
         nn.Module.__init__(self)
         self.inplace = False
         self.register_buffer("rate", torch.tensor(float(p)), persistent=False)
-
-    @property
-    def p(self) -> float:
-        return self.rate.item()
-
-    @p.setter
-    def p(self, value: float) -> None:
-        self.rate.fill_(value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _inverted(x, self.rate, x.shape) if self.training else x
@@ -37,18 +41,12 @@ class ScheduledDropout(nn.Dropout):
 class ScheduledDropPath(DropPath):
     """Stochastic depth (per-sample) reading its rate from a buffer; `.drop_prob` is that buffer."""
 
+    drop_prob = BufferRate()
+
     def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True):
         nn.Module.__init__(self)
         self.scale_by_keep = scale_by_keep
         self.register_buffer("rate", torch.tensor(float(drop_prob)), persistent=False)
-
-    @property
-    def drop_prob(self) -> float:
-        return self.rate.item()
-
-    @drop_prob.setter
-    def drop_prob(self, value: float) -> None:
-        self.rate.fill_(value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
