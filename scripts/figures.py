@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def collect(name: str, source: Path, wandb_path: str | None, out: Path) -> None:
                                       "versions": p["versions"], "argv": p["argv"],
                                       "wall_s_last_launch": summary.get("wall_s_this_launch")}
     (out / "collection.json").write_text(json.dumps(
-        {"source": wandb_path or str(source.relative_to(ROOT)), "runs": provenance}, indent=2))
+        {"source": wandb_path or os.path.relpath(source, ROOT), "runs": provenance}, indent=2))
     print(f"collected {len(runs)} complete runs, skipped {len(skipped)}: {out}")
 
 
