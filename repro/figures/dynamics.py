@@ -11,10 +11,15 @@ PANELS = (("grad_norm", "gradient norm"), ("model_distance", "distance from init
           ("grad_direction_variance", "direction variance"),
           ("grad_direction_error", "direction error"), ("bias", "bias ||mean g - g_hat||"),
           ("variance", "variance mean ||g - mean g||^2"))
-# PAPER.md section 4: the sign of (with drop) - (without) early in training.
-CLAIMS = (("grad_norm", -1, "smaller gradient norm"), ("model_distance", +1, "larger distance from init"),
-          ("grad_direction_variance", -1, "lower direction variance early"),
-          ("grad_direction_error", -1, "lower direction error early"))
+METRICS = ("grad_norm", "model_distance", "grad_direction_variance", "grad_direction_error")
+# PAPER.md section 4: (metric, phase, claimed sign of (with drop) - (without), claim).
+# early: measured steps <= 100; late: the last two measured steps.
+CLAIMS = (("grad_norm", "early", -1, "smaller gradient norm with dropout"),
+          ("model_distance", "late", +1, "larger distance from initialization with dropout"),
+          ("grad_direction_variance", "early", -1, "lower gradient direction variance early"),
+          ("grad_direction_error", "early", -1, "lower gradient direction error early"),
+          ("grad_direction_variance", "late", +1, "direction variance higher with dropout later (crossing)"),
+          ("grad_direction_error", "late", +1, "direction error higher with dropout later (crossing)"))
 
 
 def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
@@ -46,23 +51,24 @@ def claims_table(by_rate: dict) -> list[str]:
     steps = sorted({r["step"] for r in high} & {r["step"] for r in low} - {0})
     lines = [f"Paired difference, drop rate {rates[-1][0]} minus {rates[0][0]}, mean ± 95% "
              "interval over seeds:", "",
-             "| step | " + " | ".join(k for k, _, _ in CLAIMS) + " |", "|---" * (len(CLAIMS) + 1) + "|"]
+             "| step | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     for s in steps:
         cells = []
-        for key, _, _ in CLAIMS:
+        for key in METRICS:
             a = {r["seed"]: r[key] for r in high if r["step"] == s}
             b = {r["seed"]: r[key] for r in low if r["step"] == s}
             d, h, _ = paired(a, b)
             cells.append(fmt(d, h, digits=4))
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    lines += ["", "Verdicts (early: steps <= 100; late: the last two measured steps):", ""]
-    for key, sign, claim in CLAIMS:
-        for phase, window in (("early", [s for s in steps if s <= 100]), ("late", steps[-2:])):
-            a = {seed: mean_over(high, key, seed, window) for seed in {r["seed"] for r in high}}
-            b = {seed: mean_over(low, key, seed, window) for seed in {r["seed"] for r in low}}
-            d, h, n = paired(a, b)
-            lines.append(f"- {claim} ({phase}, {key}): difference {fmt(d, h, digits=4)} over {n} "
-                         f"seeds: **{verdict(d, h, sign)}**")
+    windows = {"early": [s for s in steps if s <= 100], "late": steps[-2:]}
+    lines += ["", f"Verdicts (per seed, the mean over the phase's steps: early {windows['early']}, "
+              f"late {windows['late']}; then paired over seeds):", ""]
+    for key, phase, sign, claim in CLAIMS:
+        a = {seed: mean_over(high, key, seed, windows[phase]) for seed in {r["seed"] for r in high}}
+        b = {seed: mean_over(low, key, seed, windows[phase]) for seed in {r["seed"] for r in low}}
+        d, h, n = paired(a, b)
+        lines.append(f"- {claim} ({key}, {phase}): difference {fmt(d, h, digits=4)} over {n} "
+                     f"seeds: **{verdict(d, h, sign)}**")
     return lines
 
 
