@@ -56,10 +56,10 @@ class Trainer:
             self.parallel = torch.compile(self.parallel, backend=t.compile)
         probe = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
         probe = probe[:t.train_eval_size]
-        self.eval_sets = {"test": (data.test_x.to(device), data.test_y.to(device)),
-                          "train_full": (data.train_x[probe].to(device), data.train_y[probe].to(device))}
-        self.eval_sets = {k: (x[world.rank::world.size], y[world.rank::world.size])
-                          for k, (x, y) in self.eval_sets.items()}
+        shard = slice(world.rank, None, world.size)     # each rank evaluates every size-th image
+        self.eval_sets = {"test": (data.test_x[shard].to(device), data.test_y[shard].to(device)),
+                          "train_full": (data.train_x[probe][shard].to(device),
+                                         data.train_y[probe][shard].to(device))}
         self.steps_per_epoch = len(self.batches)
         self.total_steps = t.epochs * self.steps_per_epoch
         self.rates = (np.zeros(self.total_steps) if d.kind == "none" else drop_schedule(

@@ -50,6 +50,9 @@ def build(name: str, out: Path) -> None:
     if skipped:
         lines += ["", "Not included (incomplete runs):", ""]
         lines += [f"- {s['run']}: {s['status']} at step {s['last_step']}" for s in skipped]
+    lines += ["", f"Built by `python scripts/figures.py {name} --no-collect` from runs.csv and "
+              "curves.csv; each run's commit, hardware, package versions, command and wall time "
+              "are in collection.json; the sweep command and verdicts are in ../README.md."]
     (out / "table.md").write_text("\n".join(lines) + "\n")
     (out / "figures.json").write_text(json.dumps({"matplotlib": matplotlib.__version__}) + "\n")
     print("\n".join(lines))
