@@ -106,6 +106,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     train_eval_size: int = 10000
     log_every: int = 10
+    eval_every: int = 1
     ckpt_every: int = 0
     nonfinite: str = "stop"
     stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1", "SIGUSR2"])

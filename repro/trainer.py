@@ -214,10 +214,11 @@ class Trainer:
                     self.interrupt(bar, reason)
             if self.step % self.steps_per_epoch:
                 break                                   # stopped at stop_at, mid-epoch
-            metrics = self.evaluate()
-            self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
-            self.log.log("eval", self.step, epoch=epoch + 1, best_test_acc=self.best_test_acc,
-                         **metrics)
+            if (epoch + 1) % t.eval_every == 0 or self.step == self.total_steps:
+                metrics = self.evaluate()
+                self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
+                self.log.log("eval", self.step, epoch=epoch + 1, best_test_acc=self.best_test_acc,
+                             **metrics)
             self.save_checkpoint()
             reason = self.stop_reason()
             if reason:

@@ -23,7 +23,7 @@ def require(ok: bool, message: str) -> None:
 
 def check_train(cfg) -> None:
     t = cfg.train
-    for key in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "log_every",
+    for key in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "log_every", "eval_every",
                 "train_eval_size"):
         value = t.get(key)
         require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,

@@ -84,6 +84,7 @@ BAD = [
     (["seed=1.5"], "seed: Value '1.5'"),
     (["model.patch_size=0"], "model.patch_size=0 must be >= 1"),
     (["train.epochs=0"], "train.epochs=0 must be a positive integer"),
+    (["train.eval_every=0"], "train.eval_every=0 must be a positive integer"),
     (["optim.warmup_epochs=-1"], "optim.warmup_epochs=-1"),
     (["data.crop_padding=-2"], "data.crop_padding=-2"),
     (["analysis.mode=sometimes"], "analysis.mode='sometimes'"),

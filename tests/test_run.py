@@ -47,6 +47,15 @@ def test_same_seed_same_run_other_seed_other_run(tiny_cfg, tmp_path):
     assert events(tmp_path / "a") != events(tmp_path / "c")
 
 
+def test_sparser_evaluation_leaves_training_unchanged(tiny_cfg, tmp_path):
+    every = run(tiny_cfg("drop=dropout", "train.epochs=3"), tmp_path / "every")
+    sparse = run(tiny_cfg("drop=dropout", "train.epochs=3", "train.eval_every=2"), tmp_path / "sparse")
+    assert [e["epoch"] for e in events(tmp_path / "sparse", "eval")] == [2, 3]   # the last always
+    assert events(tmp_path / "sparse", "train") == events(tmp_path / "every", "train")
+    assert events(tmp_path / "sparse", "eval") == events(tmp_path / "every", "eval")[1:]
+    assert sparse["test_acc"] == every["test_acc"]
+
+
 def test_run_on_real_format_fashion_mnist(tiny_cfg, tmp_path):
     write_fashion_mnist(tmp_path / "fm", n_train=64, n_test=32)
     summary = run(tiny_cfg("data=fashion_mnist", f"data.root={tmp_path / 'fm'}",
