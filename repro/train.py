@@ -25,10 +25,11 @@ OmegaConf.register_new_resolver("uid", lambda: PROCESS_TOKEN, replace=True, use_
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def compose_config(overrides=()) -> DictConfig:
-    """The config `python -m repro.train OVERRIDES` would run, for scripts and tests."""
+def compose_config(overrides=(), hydra_node: bool = False) -> DictConfig:
+    """The config `python -m repro.train OVERRIDES` would run, for scripts and tests (with the
+    `hydra` node, e.g. an experiment's sweeper grid, if asked)."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

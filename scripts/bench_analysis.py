@@ -1,5 +1,6 @@
-"""Cost of one dynamics measurement (|G| mini-batch gradients plus g_hat) against training steps,
-side by side in one process, and the projected overhead of an experiment's measurement cadence.
+"""Cost of one dynamics measurement (|G| mini-batch gradients plus g_hat) against training steps and
+an evaluation, side by side in one process, and the projected overhead of an experiment's
+measurement cadence over the same run without analysis.
 
     python scripts/bench_analysis.py [--steps 20] [--reps 3] [hydra overrides ...]
 """
@@ -42,13 +43,21 @@ def main():
         probe.measure(trainer)
         measure_s.append(time.perf_counter() - start)
     step, measure = statistics.median(step_s), statistics.median(measure_s)
-    count = len(probe.steps)
+    start = time.perf_counter()
+    trainer.evaluate()
+    evaluation = time.perf_counter() - start
+    count, epochs = len(probe.steps), cfg.train.epochs
+    # The run without analysis: its steps and its per-epoch evaluations (start-up and checkpoint
+    # writes left out, which makes the overhead an upper bound).
+    run_s = trainer.total_steps * step + -(-epochs // cfg.train.eval_every) * evaluation
     result = {
         "overrides": args.overrides, "model": cfg.model.name, "drop_rate": cfg.drop.rate,
         "num_grads": cfg.analysis.num_grads, "full_subset": cfg.analysis.full_subset,
         "train_step_s": step, "measurement_s": measure, "measurement_in_steps": measure / step,
         "measurements_per_run": count, "steps_per_run": trainer.total_steps,
-        "projected_overhead": count * measure / (trainer.total_steps * step),
+        "evaluation_s": evaluation, "run_without_analysis_s": run_s,
+        "analysis_s": count * measure, "projected_overhead": count * measure / run_s,
+        "overhead_vs_steps_alone": count * measure / (trainer.total_steps * step),
         "grad_buffer_mb": cfg.analysis.num_grads * num_trainable(model) * 4 / 2**20}
     save_result(result, args.out, f"bench_analysis_{cfg.name}_p{cfg.drop.rate}", device)
 

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from repro.train import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MULTIRUN = ROOT / "multirun"
@@ -32,7 +32,8 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
     if not path.is_file():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         sys.exit(f"error: no experiment {name!r}; choose one of {known}")
-    params = dict(OmegaConf.load(path).get("hydra", {}).get("sweeper", {}).get("params", {}))
+    sweeper = compose_config([f"experiment={name}"], hydra_node=True).hydra.sweeper
+    params = dict(sweeper.get("params") or {})     # the experiment's own or one it builds on
     fixed = []
     for item in extra:
         key, _, values = item.partition("=")

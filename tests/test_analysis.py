@@ -180,3 +180,14 @@ def test_measuring_leaves_training_bitwise_unchanged_and_matches_post_hoc(tmp_pa
         for key in ("grad_norm", "model_distance", "grad_direction_variance", "grad_direction_error",
                     "bias", "variance", "blocks.0/grad_norm"):
             assert x[key] == pytest.approx(y[key], rel=1e-5), key
+
+
+def test_a_measurement_does_not_depend_on_which_other_steps_are_measured(tmp_path):
+    """So a sparser cadence reproduces a denser one's values at the steps they share."""
+    run(make_cfg(*TINY, *ANALYSIS, "analysis.mode=live"), tmp_path / "dense")
+    run(make_cfg(*TINY, *ANALYSIS, "analysis.mode=live", "analysis.every=0", "analysis.steps=[16]"),
+        tmp_path / "sparse")
+    (sparse,) = events(tmp_path / "sparse" / "metrics.jsonl", "analysis")
+    (dense,) = [e for e in events(tmp_path / "dense" / "metrics.jsonl", "analysis") if e["step"] == 16]
+    assert "update_cosine" in sparse
+    assert sparse == dense
