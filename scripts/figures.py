@@ -18,23 +18,38 @@ from pathlib import Path
 
 import matplotlib
 
-from repro.figures import FIGURES
+from repro.figures import FIGURES, SHARED
 from repro.results import collect_dirs, collect_wandb, read_csv, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def collect(name: str, source: Path, wandb_path: str | None, out: Path) -> None:
+def gather(name: str, source: Path, wandb_path: str | None) -> tuple[list, list, list]:
+    """The experiment's runs, plus the methods it shares with another (repro.figures.SHARED);
+    all of the other's incomplete runs are listed as skipped, since their method is unknown."""
     runs, curves, skipped = (collect_wandb(wandb_path, name) if wandb_path else collect_dirs(source))
+    if name in SHARED:
+        other, methods = SHARED[name]
+        o_runs, o_curves, o_skipped = gather(other, source.parent / other, wandb_path)
+        keep = {r["run"] for r in o_runs if (r["drop.kind"], r["drop.mode"]) in methods}
+        keep |= {r["run"] for r in o_skipped}
+        prefix = "" if wandb_path else f"../{other}/"      # run names are relative to `source`
+        for rows, o_rows in ((runs, o_runs), (curves, o_curves), (skipped, o_skipped)):
+            rows += [{**r, "run": prefix + r["run"]} for r in o_rows if r["run"] in keep]
+    return runs, curves, skipped
+
+
+def collect(name: str, source: Path, wandb_path: str | None, out: Path) -> None:
+    runs, curves, skipped = gather(name, source, wandb_path)
     write_csv(runs, out / "runs.csv")
     write_csv(curves, out / "curves.csv")
     write_csv(skipped, out / "skipped.csv")
     provenance = {}
     for run in runs:
-        path = source / run["run"] / "provenance.json"
-        if path.is_file():
-            p = json.loads(path.read_text())
-            summary = json.loads((source / run["run"] / "summary.json").read_text())
+        run_dir = Path(os.path.normpath(source / run["run"]))     # shared runs: ../OTHER/...
+        if (run_dir / "provenance.json").is_file():
+            p = json.loads((run_dir / "provenance.json").read_text())
+            summary = json.loads((run_dir / "summary.json").read_text())
             provenance[run["run"]] = {"commit": p["commit"], "hardware": p["hardware"],
                                       "versions": p["versions"], "argv": p["argv"],
                                       "wall_s_last_launch": summary.get("wall_s_this_launch")}

@@ -111,11 +111,39 @@ def test_early_regime_table_and_byte_stable_figures(runs_root, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
-def test_ablation_table_groups_by_the_swept_key(runs_root, tmp_path):
+def test_ablation_table_groups_by_the_swept_key_against_no_dropout(runs_root, tmp_path):
     lines = build(runs_root, tmp_path / "ablation_rate", "ablation_rate")
-    assert lines[2].startswith("| 0.0 | 3 | 79.67 ± 1.43 |")
-    assert lines[3].startswith("| 0.1 | 3 | 81.00 ± 2.48 |")
+    assert lines[2].startswith("| no dropout | 3 | 79.67 ± 1.43 |")
+    # hand: paired accuracy differences +1, +2, +1 pp: mean 1.33, half-width 4.303 * 0.577 / sqrt 3
+    assert lines[3] == "| 0.1 | 3 | 81.00 ± 2.48 | 0.5433 ± 0.0143 | 1.33 ± 1.43 | " \
+        "inconclusive (interval includes 0) |"
     assert (tmp_path / "ablation_rate" / "ablation_rate.png").is_file()
+
+
+def test_late_regime_compares_late_with_standard_stochastic_depth(tmp_path):
+    root = tmp_path / "multirun"
+    for (mode, accs) in (("standard", [0.80, 0.81, 0.79]), ("late", [0.82, 0.83, 0.80])):
+        for seed, acc in enumerate(accs):
+            fake_run(root / f"{mode}-{seed}", "drop_path", mode, seed, acc, 0.1)
+    text = "\n".join(build(root, tmp_path / "late", "late_regime"))
+    # hand: paired differences +2, +2, +1 pp: mean 1.67, half-width 4.303 * 0.577 / sqrt 3 = 1.43
+    assert "late s.d. raises test accuracy over standard s.d.: test_acc difference 1.67 ± 1.43 over " \
+        "3 seeds: **reproduced**" in text
+    assert "| late s.d. | 3 | 81.67 ± 3.79 |" in text
+    assert (tmp_path / "late" / "training_curves.png").is_file()
+
+
+def test_shared_runs_are_taken_from_the_other_experiment(tmp_path):
+    figures = load_script("figures")
+    fake_run(tmp_path / "ablation_rate" / "p=0.2", "dropout", "early", 0, 0.70, 0.6)
+    for (kind, mode) in (("none", "standard"), ("dropout", "early"), ("dropout", "standard")):
+        fake_run(tmp_path / "early_regime" / f"{kind}-{mode}", kind, mode, 0, 0.80, 0.5)
+    fake_run(tmp_path / "early_regime" / "crashed", "none", "standard", 1, 0.1, 9.0, status="crashed")
+    runs, curves, skipped = figures.gather("ablation_rate", tmp_path / "ablation_rate", None)
+    assert sorted(r["run"] for r in runs) == [
+        "../early_regime/dropout-early", "../early_regime/none-standard", "p=0.2"]
+    assert {c["run"] for c in curves} == {r["run"] for r in runs}
+    assert [s["run"] for s in skipped] == ["../early_regime/crashed"]
 
 
 def test_dynamics_figure_and_claims(runs_root, tmp_path):
@@ -173,6 +201,7 @@ def load_script(name):
 
 def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
     sweep = load_script("sweep")
+    assert sweep.grid("dynamics_mixer", []) == sweep.grid("dynamics", [])     # the grid it builds on
     points = sweep.grid("dynamics", ["train.epochs=1", "model=vit_micro,mixer_micro"])
     assert len(points) == 2 * 3 * 2
     assert points[0] == ["drop.rate=0.0", "model=vit_micro", "seed=0", "train.epochs=1"]

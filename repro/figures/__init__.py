@@ -2,9 +2,14 @@
 (runs.csv, curves.csv) alone, so figures regenerate byte for byte without data or GPU."""
 from __future__ import annotations
 
-from repro.figures import ablation, dynamics, early_regime
+from repro.figures import ablation, dynamics, regimes
 
 FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
-           "dynamics_mixer": dynamics.make, "early_regime": early_regime.make,
+           "dynamics_mixer": dynamics.make, "early_regime": regimes.early, "late_regime": regimes.late,
            "ablation_cutoff": ablation.cutoff, "ablation_rate": ablation.rate,
            "ablation_schedule": ablation.schedule}
+
+# Runs an experiment takes from another instead of repeating them: its no-dropout baseline and the
+# paper's default early dropout (p = 0.1, linear, cutoff 1/6, 3 epochs) are early_regime's runs.
+SHARED = {name: ("early_regime", {("none", "standard"), ("dropout", "early")})
+          for name in ("ablation_cutoff", "ablation_rate", "ablation_schedule")}
