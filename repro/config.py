@@ -113,6 +113,8 @@ class TrainConfig:
     amp: bool = True
     grad_checkpointing: bool = False
     compile: Optional[str] = None       # a torch.compile backend (inductor, aot_eager, ...)
+    compile_mode: Optional[str] = None  # inductor's mode, e.g. reduce-overhead (CUDA graphs)
+    channels_last: bool = False
     progress: bool = True
     resume: bool = True
 

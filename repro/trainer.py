@@ -45,7 +45,9 @@ class Trainer:
         if t.compile:                            # drop rates as data: no recompiles per step
             make_compilable(model)
         self.checkpoint_path, self.world = checkpoint_path, world
-        self.normalize = Normalize(*data.mean_std, device)
+        if t.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.normalize = Normalize(*data.mean_std, device, t.channels_last)
         self.batches = TrainBatches(data.train_x.to(device), data.train_y.to(device), t.batch_size,
                                     self.normalize, cfg.seed, cfg.data.crop_padding, cfg.data.hflip,
                                     shard=world.rank, shards=world.size)
@@ -53,7 +55,7 @@ class Trainer:
         ids = [device.index] if device.type == "cuda" else None
         self.parallel = DistributedDataParallel(self.model, ids) if world.size > 1 else self.model
         if t.compile:
-            self.parallel = torch.compile(self.parallel, backend=t.compile)
+            self.parallel = torch.compile(self.parallel, backend=t.compile, mode=t.compile_mode)
         probe = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
         probe = probe[:t.train_eval_size]
         shard = slice(world.rank, None, world.size)     # each rank evaluates every size-th image

@@ -21,6 +21,9 @@ def require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def check_train(cfg) -> None:
     t = cfg.train
     for key in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "log_every", "eval_every",
@@ -35,6 +38,10 @@ def check_train(cfg) -> None:
             "positive number of steps")
     require(t.nonfinite in ("stop", "skip"),
             f"train.nonfinite={t.nonfinite!r} must be stop or skip")
+    require(t.compile_mode in COMPILE_MODES,
+            f"train.compile_mode={t.compile_mode!r} must be one of {COMPILE_MODES}")
+    require(t.compile_mode is None or t.compile == "inductor",
+            f"train.compile_mode={t.compile_mode} needs train.compile=inductor (got {t.compile!r})")
     require(isinstance(cfg.seed, int), f"seed={cfg.seed!r} must be an integer")
 
 

@@ -85,6 +85,8 @@ BAD = [
     (["model.patch_size=0"], "model.patch_size=0 must be >= 1"),
     (["train.epochs=0"], "train.epochs=0 must be a positive integer"),
     (["train.eval_every=0"], "train.eval_every=0 must be a positive integer"),
+    (["train.compile_mode=fast"], "train.compile_mode='fast' must be one of"),
+    (["train.compile_mode=reduce-overhead"], "needs train.compile=inductor"),
     (["optim.warmup_epochs=-1"], "optim.warmup_epochs=-1"),
     (["data.crop_padding=-2"], "data.crop_padding=-2"),
     (["analysis.mode=sometimes"], "analysis.mode='sometimes'"),

@@ -151,8 +151,22 @@ def test_cli_bad_input_stops_before_compute_with_the_fix(tmp_path):
     assert not (tmp_path / "r" / "metrics.jsonl").exists()
 
 
-def test_gradient_checkpointing_gives_the_same_training(tiny_cfg, tmp_path):
+@pytest.mark.parametrize("option", ["train.grad_checkpointing=true", "train.channels_last=true"])
+def test_memory_options_give_the_same_training(tiny_cfg, tmp_path, option):
     run(tiny_cfg("drop=dropout", "train.epochs=1"), tmp_path / "plain")
-    run(tiny_cfg("drop=dropout", "train.epochs=1", "train.grad_checkpointing=true"), tmp_path / "ckpt")
-    a, b = events(tmp_path / "plain", "train"), events(tmp_path / "ckpt", "train")
+    run(tiny_cfg("drop=dropout", "train.epochs=1", option), tmp_path / "option")
+    a, b = events(tmp_path / "plain", "train"), events(tmp_path / "option", "train")
     assert [e["loss"] for e in a] == pytest.approx([e["loss"] for e in b], rel=1e-5)
+
+
+def test_channels_last_lays_out_images_and_patch_weights_nhwc(tiny_cfg):
+    from repro.logger import MetricsLog
+    from repro.run import prepare
+    from repro.trainer import Trainer
+    cfg = tiny_cfg("train.channels_last=true", "data.in_chans=3")     # one channel: both layouts agree
+    model, data, device = prepare(cfg)
+    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
+    x, _ = next(iter(trainer.batches.epoch(0)))
+    nhwc = torch.channels_last
+    assert x.is_contiguous(memory_format=nhwc) and not x.is_contiguous()
+    assert model.patch_embed.proj.weight.is_contiguous(memory_format=nhwc)

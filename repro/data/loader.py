@@ -38,14 +38,16 @@ def random_hflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 class Normalize:
-    """uint8 [0, 255] images to float, standardized per channel."""
+    """uint8 [0, 255] images to float, standardized per channel (channels-last in memory if asked,
+    for convolutions on GPUs)."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, device):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, device, channels_last: bool = False):
         self.mean = (mean * 255).view(1, -1, 1, 1).to(device)
         self.std = (std * 255).view(1, -1, 1, 1).to(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - self.mean) / self.std
+        return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
 
 
 class TrainBatches:

@@ -1,0 +1,228 @@
+"""Training throughput of each model config: our Trainer against a bare PyTorch loop (same model,
+initialization, batch, precision, data already on the device), eager and compiled, and optionally
+against the official code's way (a DataLoader with CPU transforms feeding an eager AMP loop).
+Segments alternate, all in one process, so drift in machine load hits every variant alike.
+Also: step time, peak memory, model FLOPs utilization (GPU) and the largest batch that fits.
+
+    python scripts/bench.py [--models vit_micro,mixer_micro] [--compile inductor] [--dataloader]
+                            [--largest-batch] [--steps 30] [--reps 5] [hydra overrides ...]
+
+e.g. ViT-T/16 at 224 px on a GPU, against the official way:
+    python scripts/bench.py --models vit_tiny --compile inductor --dataloader --largest-batch \\
+        data=synthetic data.img_size=224 data.in_chans=3 data.num_train=20000 train.batch_size=256
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.transforms import v2
+
+from repro.data.loader import eval_batches
+from repro.logger import MetricsLog
+from repro.provenance import save_result
+from repro.run import prepare
+from repro.train import compose_config
+from repro.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+# Dense bf16 tensor-core peaks (FLOP/s) for model FLOPs utilization; other devices report none.
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def images_per_s(variants: dict, images: int, reps: int, device) -> dict:
+    """Median throughput of each variant over `reps` alternating segments (after one warm-up)."""
+    times = {name: [] for name in variants}
+    for rep in range(reps + 1):
+        for name, segment in variants.items():
+            sync(device)
+            start = time.perf_counter()
+            segment()
+            sync(device)
+            if rep:
+                times[name].append(time.perf_counter() - start)
+    return {name: images / statistics.median(t) for name, t in times.items()}
+
+
+def peak_memory_mb(segment, device) -> float | None:
+    """Peak GPU memory of one segment (CPU: none; see the process's peak RSS instead)."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.reset_peak_memory_stats(device)
+    segment()
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def bare_loop(model, batches, cfg, device):
+    """What one would write by hand: AdamW, bf16 autocast on CUDA, nothing else. `batches()`
+    gives one segment's batches."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
+    amp = cfg.train.amp and device.type == "cuda"
+
+    def segment():
+        for x, y in batches():
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+    return segment
+
+
+class Images(Dataset):
+    """uint8 images transformed one by one on the CPU, as torchvision datasets are."""
+
+    def __init__(self, x, y, transform):
+        self.x, self.y, self.transform = x, y, transform
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.transform(self.x[i]), self.y[i]
+
+
+def dataloader_loop(model, data, cfg, device, steps: int, workers: int):
+    """The official code's way: a DataLoader (workers, pinned memory) with per-image crop, flip
+    and normalization on the CPU, feeding an eager AMP loop."""
+    mean, std = data.mean_std
+    transform = v2.Compose([v2.RandomCrop(cfg.data.img_size, padding=cfg.data.crop_padding),
+                            v2.RandomHorizontalFlip(0.5 if cfg.data.hflip else 0.0),
+                            v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean.tolist(), std.tolist())])
+    loader = DataLoader(Images(data.train_x, data.train_y, transform), batch_size=cfg.train.batch_size,
+                        shuffle=True, num_workers=workers, pin_memory=device.type == "cuda",
+                        drop_last=True, persistent_workers=workers > 0)
+    stream = iter(())
+
+    def batches():
+        nonlocal stream
+        for _ in range(steps):
+            batch = next(stream, None)
+            if batch is None:                       # a new epoch
+                stream = iter(loader)
+                batch = next(stream)
+            yield batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+    return bare_loop(model, batches, cfg, device)
+
+
+def train_flops(model, x, y) -> int:
+    """FLOPs of one forward and backward pass (matrix products and convolutions)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def largest_batch(cfg, device, start: int) -> int | None:
+    """The largest batch (doubling from `start`) whose training step fits in GPU memory."""
+    if device.type != "cuda":
+        return None
+    model, data, _ = prepare(cfg)
+    model = model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters())
+    shape = (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size)
+    fits, batch = None, start
+    while batch <= 2**16:
+        try:
+            x = torch.randn(batch, *shape, device=device)
+            y = torch.randint(0, data.num_classes, (batch,), device=device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.train.amp):
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            fits, batch = batch, batch * 2
+        except torch.OutOfMemoryError:
+            break
+        finally:
+            x = y = loss = None
+            torch.cuda.empty_cache()
+    return fits
+
+
+def overrides(name: str, args) -> list[str]:
+    return ["logger=none", "train.progress=false", f"model={name}", *args.overrides]
+
+
+def bench_model(name: str, args) -> tuple[dict, torch.device]:
+    cfg = compose_config(overrides(name, args))
+    b, images = cfg.train.batch_size, cfg.train.batch_size * args.steps
+    model, data, device = prepare(cfg)
+    if len(data.train_y) < images * (args.reps + 2):
+        raise SystemExit(f"error: {len(data.train_y)} training images are too few for "
+                         f"{args.reps + 2} segments of {args.steps} steps at batch {b}: lower --steps "
+                         "or --reps, or raise data.num_train (synthetic data)")
+    bare_model = copy.deepcopy(model).to(device).train()
+    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
+    batches = list(eval_batches(data.train_x[:images].to(device), data.train_y[:images].to(device), b,
+                                trainer.normalize))
+    variants = {"ours": lambda: trainer.fit(stop_at=trainer.step + args.steps),
+                "bare": bare_loop(bare_model, lambda: batches, cfg, device),
+                "data_pipeline_alone": lambda: list(zip(range(args.steps), trainer.batches.epoch(0)))}
+    if args.compile:
+        ccfg = compose_config([*overrides(name, args), f"train.compile={args.compile}"])
+        cmodel, cdata, _ = prepare(ccfg)
+        compiled = Trainer(ccfg, cmodel, cdata, device, MetricsLog(None))
+        variants["ours_compiled"] = lambda: compiled.fit(stop_at=compiled.step + args.steps)
+    if args.dataloader:
+        workers = min(8, os.cpu_count() or 1)
+        variants["dataloader_eager_amp"] = dataloader_loop(copy.deepcopy(bare_model), data, cfg, device,
+                                                           args.steps, workers)
+    memory = {k: peak_memory_mb(v, device) for k, v in variants.items() if k != "data_pipeline_alone"}
+    ips = images_per_s(variants, images, args.reps, device)
+    pipeline = ips.pop("data_pipeline_alone")
+    flops = train_flops(copy.deepcopy(bare_model), *batches[0]) / b      # per image
+    peak = next((v for k, v in PEAK_BF16.items() if k in torch.cuda.get_device_name(device)), None) \
+        if device.type == "cuda" else None
+    result = {"model": name, "batch_size": b, "img_size": cfg.data.img_size, "img_per_s": ips,
+              "step_ms": {k: 1000 * b / v for k, v in ips.items()},
+              "overhead_vs_bare": ips["bare"] / ips["ours"] - 1,
+              "data_pipeline_img_per_s": pipeline, "data_pipeline_vs_model": pipeline / ips["ours"],
+              "peak_memory_mb": memory,
+              "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "train_gflop_per_image": flops / 1e9,
+              "achieved_tflop_s": {k: v * flops / 1e12 for k, v in ips.items()},
+              "mfu": {k: v * flops / peak for k, v in ips.items()} if peak else None}
+    if "ours_compiled" in ips:
+        result["compiled_vs_eager"] = ips["ours_compiled"] / ips["ours"]
+    if "dataloader_eager_amp" in ips:
+        result["ours_vs_dataloader"] = max(ips.values()) / ips["dataloader_eager_amp"]
+    if args.largest_batch:
+        result["largest_batch"] = largest_batch(cfg, device, b)
+    return result, device
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="vit_micro,mixer_micro", help="model configs, comma-separated")
+    parser.add_argument("--compile", metavar="BACKEND", help="also time our trainer compiled (inductor)")
+    parser.add_argument("--dataloader", action="store_true", help="also time the official code's way")
+    parser.add_argument("--largest-batch", action="store_true", help="search the largest batch (GPU)")
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per segment")
+    parser.add_argument("--reps", type=int, default=5, help="alternating timed segments of each")
+    parser.add_argument("--out", default=str(ROOT / "results" / "bench"))
+    parser.add_argument("overrides", nargs="*", default=["drop=dropout"])
+    args = parser.parse_args()
+    results, devices = zip(*(bench_model(name, args) for name in args.models.split(",")))
+    save_result({"overrides": args.overrides, "steps_per_segment": args.steps, "reps": args.reps,
+                 "results": results}, args.out, "bench_" + "-".join(r["model"] for r in results),
+                devices[0])
+
+
+if __name__ == "__main__":
+    main()
