@@ -1,7 +1,9 @@
 """Launch an experiment's grid (conf/experiment/NAME.yaml, `hydra.sweeper.params`).
 
-    python scripts/sweep.py NAME [--launcher local|parallel|slurm] [--jobs N] [--gpus]
-                                 [--dry-run] [key=a,b ...]
+    python scripts/sweep.py NAME[,NAME...] [--launcher local|parallel|slurm] [--jobs N] [--gpus]
+                                           [--dry-run] [key=a,b ...]
+
+Several names queue their grids one after another into the same parallel slots.
 
 Every grid point gets a deterministic directory, multirun/NAME/<k1=v1,k2=v2>, so re-running a
 sweep skips finished runs (COMPLETE marker) and resumes interrupted ones from their checkpoints.
@@ -80,16 +82,16 @@ def slurm_command(name: str, overrides: list[str]) -> list[str]:
             "hydra.job.config.override_dirname.exclude_keys=[experiment,hydra/launcher]", *overrides]
 
 
-def launch_parallel(name: str, todo: list[list[str]], width: int, gpus: bool) -> int:
-    """Run the grid points `todo` `width` at a time; return how many failed."""
+def launch_parallel(todo: list[tuple[str, list[str]]], width: int, gpus: bool) -> int:
+    """Run the (experiment, grid point) pairs `todo` `width` at a time; return how many failed."""
     pending, running, failures = list(todo), {}, 0
-    log_dir = MULTIRUN / name / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     while pending or running:
         for slot in range(width):
             if slot not in running and pending:
-                overrides = pending.pop(0)
+                name, overrides = pending.pop(0)
                 cmd, env = pinned(command(name, overrides), slot, gpus)
+                log_dir = MULTIRUN / name / "logs"
+                log_dir.mkdir(parents=True, exist_ok=True)
                 log = open(log_dir / f"{run_dir(name, overrides).name}.log", "a")
                 running[slot] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT), log)
         for slot, (proc, log) in list(running.items()):
@@ -103,27 +105,29 @@ def launch_parallel(name: str, todo: list[list[str]], width: int, gpus: bool) ->
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name")
+    parser.add_argument("names", help="an experiment, or several comma-separated")
     parser.add_argument("--launcher", choices=("local", "parallel", "slurm"), default="parallel")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel processes")
     parser.add_argument("--gpus", action="store_true", help="pin parallel jobs to GPUs, not cores")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, start none")
     parser.add_argument("overrides", nargs="*", help="fixed key=value, or key=a,b to add a grid axis")
     args = parser.parse_intermixed_args()
-    points = grid(args.name, args.overrides)
+    names = args.names.split(",")
+    points = [(name, overrides) for name in names for overrides in grid(name, args.overrides)]
     todo = []
-    for overrides in points:
-        state = status(run_dir(args.name, overrides))
-        print(f"[{state:6s}] {' '.join(overrides)}")
+    for name, overrides in points:
+        state = status(run_dir(name, overrides))
+        label = f"{name} " if len(names) > 1 else ""
+        print(f"[{state:6s}] {label}{' '.join(overrides)}")
         if state != "done":
-            todo.append(overrides)
+            todo.append((name, overrides))
     print(f"{len(points)} runs, {len(points) - len(todo)} finished, {len(todo)} to run")
     if args.dry_run or not todo:
         return
     if args.launcher == "slurm":
-        sys.exit(subprocess.call(slurm_command(args.name, args.overrides), cwd=ROOT))
+        sys.exit(max(subprocess.call(slurm_command(name, args.overrides), cwd=ROOT) for name in names))
     width = 1 if args.launcher == "local" else args.jobs
-    failures = launch_parallel(args.name, todo, width, args.gpus)
+    failures = launch_parallel(todo, width, args.gpus)
     print(f"{len(todo) - failures} runs ended cleanly, {failures} failed (see the logs folder)")
     sys.exit(1 if failures else 0)
 

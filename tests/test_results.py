@@ -229,3 +229,15 @@ def test_parallel_jobs_are_pinned():
     assert cmd[:3] == ["taskset", "-c", "1"] or cmd[0] == "python"
     cmd, env = sweep.pinned(["python", "x"], 1, gpus=True)
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and cmd == ["python", "x"]
+
+
+def test_several_experiments_queue_into_one_sweep(capsys, monkeypatch, tmp_path):
+    sweep = load_script("sweep")
+    monkeypatch.setattr(sweep, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr("sys.argv", ["sweep", "ablation_rate,ablation_cutoff", "--dry-run"])
+    sweep.main()
+    out = capsys.readouterr().out.splitlines()
+    expected = [("ablation_rate", p) for p in sweep.grid("ablation_rate", [])] + \
+        [("ablation_cutoff", p) for p in sweep.grid("ablation_cutoff", [])]
+    assert out[:-1] == [f"[new   ] {name} {' '.join(p)}" for name, p in expected]
+    assert out[-1] == f"{len(expected)} runs, 0 finished, {len(expected)} to run"
