@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 
 from repro.logger import flatten
 
-CONFIG_KEYS = ("name", "seed", "model.name", "data.name", "data.train_subset", "train.epochs",
-               "drop.kind", "drop.mode", "drop.schedule", "drop.rate", "drop.cutoff_epoch",
-               "drop.cutoff_fraction")
+CONFIG_KEYS = ("name", "seed", "model.name", "model.embed_dim", "data.name", "data.train_subset",
+               "train.epochs", "drop.kind", "drop.mode", "drop.schedule", "drop.rate",
+               "drop.cutoff_epoch", "drop.cutoff_fraction")
 FINAL_KEYS = ("test_acc", "test_loss", "train_full_acc", "train_full_loss", "best_test_acc", "steps")
 EVENT_KEYS = ("loss", "lr", "drop_rate", "test_acc", "test_loss", "train_full_acc", "train_full_loss",
               "grad_norm", "full_grad_norm", "model_distance", "grad_direction_variance",

@@ -241,3 +241,20 @@ def test_several_experiments_queue_into_one_sweep(capsys, monkeypatch, tmp_path)
         [("ablation_cutoff", p) for p in sweep.grid("ablation_cutoff", [])]
     assert out[:-1] == [f"[new   ] {name} {' '.join(p)}" for name, p in expected]
     assert out[-1] == f"{len(expected)} runs, 0 finished, {len(expected)} to run"
+
+
+def test_regime_map_pairs_early_dropout_with_no_dropout_per_cell(tmp_path):
+    root = tmp_path / "multirun"
+    for width, size, gain in ((48, 6000, +0.02), (96, 6000, -0.01)):
+        for seed in range(3):
+            for (kind, mode), acc in ((("none", "standard"), 0.80 + 0.01 * seed),
+                                      (("dropout", "early"), 0.80 + 0.01 * seed + gain)):
+                folder = root / f"{width}-{size}-{kind}-{seed}"
+                fake_run(folder, kind, mode, seed, acc, 0.5)
+                config = OmegaConf.load(folder / "config.yaml")
+                config.model.embed_dim, config.data.train_subset = width, size
+                OmegaConf.save(config, folder / "config.yaml")
+    lines = build(root, tmp_path / "map", "regime_map")
+    assert "| 48 | 6000 | 3 | 81.00 | 2.00 ± 0.00 | reproduced |" in lines
+    assert "| 96 | 6000 | 3 | 81.00 | -1.00 ± 0.00 | not reproduced (opposite effect) |" in lines
+    assert (tmp_path / "map" / "regime_map.png").is_file()

@@ -2,12 +2,12 @@
 (runs.csv, curves.csv) alone, so figures regenerate byte for byte without data or GPU."""
 from __future__ import annotations
 
-from repro.figures import ablation, dynamics, regimes
+from repro.figures import ablation, dynamics, regime_map, regimes
 
 FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
            "dynamics_mixer": dynamics.make, "early_regime": regimes.early, "late_regime": regimes.late,
            "ablation_cutoff": ablation.cutoff, "ablation_rate": ablation.rate,
-           "ablation_schedule": ablation.schedule}
+           "ablation_schedule": ablation.schedule, "regime_map": regime_map.make}
 
 # Runs an experiment takes from another instead of repeating them: its no-dropout baseline and the
 # paper's default early dropout (p = 0.1, linear, cutoff 1/6, 3 epochs) are early_regime's runs.
