@@ -128,12 +128,14 @@ def train_flops(model, x, y) -> int:
     return counter.get_total_flops()
 
 
-def largest_batch(cfg, device, start: int) -> int | None:
-    """The largest batch (doubling from `start`) whose training step fits in GPU memory."""
+def largest_batch(cfg, device, start: int, checkpointing: bool) -> int | None:
+    """The largest batch (doubling from `start`) whose training step fits in GPU memory, with or
+    without activation checkpointing."""
     if device.type != "cuda":
         return None
     model, data, _ = prepare(cfg)
     model = model.to(device)
+    model.set_grad_checkpointing(checkpointing)
     optimizer = torch.optim.AdamW(model.parameters())
     shape = (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size)
     fits, batch = None, start
@@ -203,7 +205,9 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
     if "dataloader_eager_amp" in ips:
         result["ours_vs_dataloader"] = max(ips.values()) / ips["dataloader_eager_amp"]
     if args.largest_batch:
-        result["largest_batch"] = largest_batch(cfg, device, b)
+        result["largest_batch"] = {"plain": largest_batch(cfg, device, b, False)}
+        if hasattr(model, "set_grad_checkpointing"):
+            result["largest_batch"]["grad_checkpointing"] = largest_batch(cfg, device, b, True)
     return result, device
 
 
