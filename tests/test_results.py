@@ -89,6 +89,8 @@ def test_statistics_against_hand_values():
     assert verdict(d, h, +1).startswith("inconclusive")
     assert verdict(0.05, 0.01, +1) == "reproduced"
     assert verdict(-0.05, 0.01, +1).startswith("not reproduced")
+    assert verdict(*paired({0: 0.8}, {1: 0.7})[:2], +1) == "inconclusive (no paired runs)"
+    assert verdict(*paired({0: 0.8}, {0: 0.7})[:2], +1) == "inconclusive (one seed)"
 
 
 def build(runs_root, out, name="early_regime"):

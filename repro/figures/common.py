@@ -37,6 +37,8 @@ def paired(a: dict, b: dict) -> tuple[float, float, int]:
 def verdict(diff: float, half: float, claimed_sign: int) -> str:
     """reproduced when the interval excludes 0 on the claimed side, contradicted when it
     excludes 0 on the other side, else inconclusive."""
+    if math.isnan(diff):
+        return "inconclusive (no paired runs)"
     if math.isnan(half):
         return "inconclusive (one seed)"
     low, high = diff - half, diff + half
