@@ -118,7 +118,7 @@ def run(cfg, run_dir) -> dict:
     else:
         log = MetricsLog(None)
     trainer = Trainer(cfg, model, data, device, log, ckpt_path, world)
-    if cfg.analysis.mode != "off":
+    if cfg.analysis.mode != "off" and world.main:     # the probe needs no other rank
         trainer.probe = attach_probe(cfg.analysis, trainer, run_dir)
     if state is not None:
         trainer.load_state_dict(state)

@@ -37,6 +37,17 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, drop):
     assert (tmp_path / "two" / "COMPLETE").is_file()
 
 
+def test_analysis_runs_on_rank_zero_alone_and_measures_the_same_model(tmp_path):
+    overrides = [*TINY, "drop=none", "train.epochs=1", "analysis.mode=live", "analysis.steps=[0,8]",
+                 "analysis.num_grads=2", "analysis.full_subset=64"]
+    run(make_cfg(*overrides), tmp_path / "one")
+    torchrun(overrides, tmp_path / "two")
+    one, two = events(tmp_path / "one", "analysis"), events(tmp_path / "two", "analysis")
+    assert [e["step"] for e in two] == [0, 8]
+    for key in ("grad_norm", "full_grad_norm", "grad_direction_variance", "model_distance"):
+        assert [e[key] for e in two] == pytest.approx([e[key] for e in one], rel=1e-3, abs=1e-6), key
+
+
 def test_batch_that_does_not_split_across_processes_is_refused(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "repro.train", *TINY, "train.batch_size=33", f"hydra.run.dir={tmp_path}"]
