@@ -44,8 +44,9 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def images_per_s(variants: dict, images: int, reps: int, device) -> dict:
-    """Median throughput of each variant over `reps` alternating segments (after one warm-up)."""
+def images_per_s(variants: dict, images: int, reps: int, device) -> tuple[dict, dict]:
+    """Median throughput of each variant over `reps` alternating segments (after one warm-up),
+    and its range over the segments."""
     times = {name: [] for name in variants}
     for rep in range(reps + 1):
         for name, segment in variants.items():
@@ -55,7 +56,8 @@ def images_per_s(variants: dict, images: int, reps: int, device) -> dict:
             sync(device)
             if rep:
                 times[name].append(time.perf_counter() - start)
-    return {name: images / statistics.median(t) for name, t in times.items()}
+    return ({name: images / statistics.median(t) for name, t in times.items()},
+            {name: [images / max(t), images / min(t)] for name, t in times.items()})
 
 
 def peak_memory_mb(segment, device) -> float | None:
@@ -186,12 +188,13 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
         variants["dataloader_eager_amp"] = dataloader_loop(copy.deepcopy(bare_model), data, cfg, device,
                                                            args.steps, workers)
     memory = {k: peak_memory_mb(v, device) for k, v in variants.items() if k != "data_pipeline_alone"}
-    ips = images_per_s(variants, images, args.reps, device)
+    ips, spread = images_per_s(variants, images, args.reps, device)
     pipeline = ips.pop("data_pipeline_alone")
     flops = train_flops(copy.deepcopy(bare_model), *batches[0]) / b      # per image
     peak = next((v for k, v in PEAK_BF16.items() if k in torch.cuda.get_device_name(device)), None) \
         if device.type == "cuda" else None
     result = {"model": name, "batch_size": b, "img_size": cfg.data.img_size, "img_per_s": ips,
+              "img_per_s_range": spread,
               "step_ms": {k: 1000 * b / v for k, v in ips.items()},
               "overhead_vs_bare": ips["bare"] / ips["ours"] - 1,
               "data_pipeline_img_per_s": pipeline, "data_pipeline_vs_model": pipeline / ips["ours"],
