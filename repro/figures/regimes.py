@@ -115,7 +115,7 @@ def plot_curves(regime: Regime, curves: list[dict], runs: list[dict], out: Path)
         axes[0].axvline(cutoff * steps_per_epoch, color="gray", ls="--", label="cutoff")
         for ax in axes[1:]:
             ax.axvline(cutoff, color="gray", ls="--")
-    for ax, title, xlabel in zip(axes, ("train loss (with dropout as trained)", "training loss (full model)",
+    for ax, title, xlabel in zip(axes, ("train loss (as trained, drops on)", "training loss (full model)",
                                         "test accuracy"), ("step", "epoch", "epoch")):
         ax.set_title(title)
         ax.set_xlabel(xlabel)
