@@ -8,7 +8,7 @@ Also: step time, peak memory, model FLOPs utilization (GPU) and the largest batc
                             [--largest-batch] [--steps 30] [--reps 5] [hydra overrides ...]
 
 e.g. ViT-T/16 at 224 px on a GPU, against the official way:
-    python scripts/bench.py --models vit_tiny --compile inductor --dataloader --largest-batch \\
+    python scripts/bench.py --models vit_tiny --compile inductor --dataloader --largest-batch --steps 10 \\
         data=synthetic data.img_size=224 data.in_chans=3 data.num_train=20000 train.batch_size=256
 """
 from __future__ import annotations
