@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=${REPRO_VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
+if [ ! -x "$VENV/bin/python" ] || [ ! -x "$VENV/bin/pip" ]; then
+  python3 -m venv --clear "$VENV"      # --clear: also repairs one cut short by an interruption
 fi
 if ! "$VENV/bin/python" -c "import repro, timm, hydra, wandb, pytest" 2>/dev/null \
    || [ pyproject.toml -nt "$VENV/.repro-installed" ]; then
