@@ -10,7 +10,7 @@ from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verd
 from repro.figures.regimes import NONE, by_seed
 
 
-def make(runs: list[dict], curves: list[dict], out: Path, key: str) -> list[str]:
+def make(runs: list[dict], curves: list[dict], out: Path, key: str, stem: str) -> list[str]:
     base = [r for r in runs if (r["drop.kind"], r["drop.mode"]) == NONE]
     points = sorted(group_by([r for r in runs if r not in base], key).items(), key=lambda item: item[0])
     lines = [f"| {key} | runs | test acc % | train loss (full model) | test acc vs no dropout (pp) | "
@@ -33,11 +33,11 @@ def make(runs: list[dict], curves: list[dict], out: Path, key: str) -> list[str]
         ax.set_xlabel(key)
         ax.set_title(title)
     fig.tight_layout()
-    save(fig, out, out.name if out.name.startswith("ablation") else "ablation")
+    save(fig, out, stem)
     return lines + ["", "Means ± 95% t-intervals over seeds; differences paired by seed against no "
                     "dropout (the same initialization and data order)."]
 
 
-cutoff = partial(make, key="drop.cutoff_fraction")
-rate = partial(make, key="drop.rate")
-schedule = partial(make, key="drop.schedule")
+cutoff = partial(make, key="drop.cutoff_fraction", stem="ablation_cutoff")
+rate = partial(make, key="drop.rate", stem="ablation_rate")
+schedule = partial(make, key="drop.schedule", stem="ablation_schedule")
