@@ -39,14 +39,18 @@ def check_geometry(cfg, data) -> None:
                         f"{cfg.data.in_chans}, data.img_size={cfg.data.img_size}; fix those keys")
 
 
+def seeded_model(cfg, data):
+    """`cfg`'s model for `data`, initialized from `cfg.seed` (the same weights on every call)."""
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
+                       img_size=cfg.data.img_size, **max_rates(cfg.drop))
+
+
 def prepare(cfg, device: torch.device | None = None):
     """The data, the seeded model and the device of `cfg`: what every entry point builds first."""
     data = load_data(cfg.data)
     check_geometry(cfg, data)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
-                        img_size=cfg.data.img_size, **max_rates(cfg.drop))
-    return model, data, device or distributed.select_device(str(cfg.device))
+    return seeded_model(cfg, data), data, device or distributed.select_device(str(cfg.device))
 
 
 def write_json(obj, path: Path) -> None:

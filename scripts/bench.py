@@ -30,7 +30,7 @@ from torchvision.transforms import v2
 from repro.data.loader import eval_batches
 from repro.logger import MetricsLog
 from repro.provenance import save_result
-from repro.run import prepare
+from repro.run import prepare, seeded_model
 from repro.train import compose_config
 from repro.trainer import Trainer
 
@@ -130,13 +130,12 @@ def train_flops(model, x, y) -> int:
     return counter.get_total_flops()
 
 
-def largest_batch(cfg, device, start: int, checkpointing: bool) -> int | None:
+def largest_batch(cfg, data, device, start: int, checkpointing: bool) -> int | None:
     """The largest batch (doubling from `start`) whose training step fits in GPU memory, with or
     without activation checkpointing."""
     if device.type != "cuda":
         return None
-    model, data, _ = prepare(cfg)
-    model = model.to(device)
+    model = seeded_model(cfg, data).to(device)
     model.set_grad_checkpointing(checkpointing)
     optimizer = torch.optim.AdamW(model.parameters())
     shape = (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size)
@@ -180,8 +179,7 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
                 "data_pipeline_alone": lambda: list(zip(range(args.steps), trainer.batches.epoch(0)))}
     if args.compile:
         ccfg = compose_config([*overrides(name, args), f"train.compile={args.compile}"])
-        cmodel, cdata, _ = prepare(ccfg)
-        compiled = Trainer(ccfg, cmodel, cdata, device, MetricsLog(None))
+        compiled = Trainer(ccfg, seeded_model(ccfg, data), data, device, MetricsLog(None))
         variants["ours_compiled"] = lambda: compiled.fit(stop_at=compiled.step + args.steps)
     if args.dataloader:
         workers = min(8, os.cpu_count() or 1)
@@ -209,9 +207,9 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
         best = max(ips["ours"], ips.get("ours_compiled", 0))
         result["ours_vs_dataloader"] = best / ips["dataloader_eager_amp"]
     if args.largest_batch:
-        result["largest_batch"] = {"plain": largest_batch(cfg, device, b, False)}
+        result["largest_batch"] = {"plain": largest_batch(cfg, data, device, b, False)}
         if hasattr(model, "set_grad_checkpointing"):
-            result["largest_batch"]["grad_checkpointing"] = largest_batch(cfg, device, b, True)
+            result["largest_batch"]["grad_checkpointing"] = largest_batch(cfg, data, device, b, True)
     return result, device
 
 

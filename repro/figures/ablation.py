@@ -12,11 +12,13 @@ from repro.figures.regimes import NONE, by_seed
 
 def make(runs: list[dict], curves: list[dict], out: Path, key: str, stem: str) -> list[str]:
     base = [r for r in runs if (r["drop.kind"], r["drop.mode"]) == NONE]
-    points = sorted(group_by([r for r in runs if r not in base], key).items(), key=lambda item: item[0])
+    swept = [r for r in runs if (r["drop.kind"], r["drop.mode"]) != NONE]
+    groups = [("no dropout", base)] if base else []
+    groups += [(value, rows) for (value,), rows in sorted(group_by(swept, key).items())]
     lines = [f"| {key} | runs | test acc % | train loss (full model) | test acc vs no dropout (pp) | "
              "verdict: early dropout helps |", "|---|---|---|---|---|---|"]
     stats = {"test_acc": [], "train_full_loss": []}
-    for (value,), rows in [(("no dropout",), base)] * bool(base) + points:
+    for value, rows in groups:
         for metric in stats:
             stats[metric].append(mean_ci([r[metric] for r in rows]))
         acc, loss = stats["test_acc"][-1], stats["train_full_loss"][-1]
@@ -24,7 +26,7 @@ def make(runs: list[dict], curves: list[dict], out: Path, key: str, stem: str) -
         diff = ("-", "-") if rows is base else (fmt(d, h, 100), verdict(d, h, +1))
         lines.append(f"| {value} | {acc[2]} | {fmt(*acc[:2], 100)} | {fmt(*loss[:2], digits=4)} | "
                      f"{diff[0]} | {diff[1]} |")
-    labels = ["no dropout"] * bool(base) + [str(value) for (value,), _ in points]
+    labels = [str(value) for value, _ in groups]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, values, title in zip(axes, stats.values(), ("test accuracy", "final training loss")):
         ax.errorbar(range(len(values)), [m for m, _, _ in values], yerr=[h for _, h, _ in values],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from repro.figures.common import fmt, group_by, paired, plt, save, verdict
+from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
 from repro.figures.regimes import NONE, by_seed
 
 EARLY = ("dropout", "early")
@@ -23,7 +23,7 @@ def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
         methods = group_by(rows, "drop.kind", "drop.mode")
         base, early = methods.get(NONE, []), methods.get(EARLY, [])
         d, h, n = paired(by_seed(early, "test_acc"), by_seed(base, "test_acc"))
-        acc = sum(r["test_acc"] for r in base) / len(base) if base else math.nan
+        acc = mean_ci([r["test_acc"] for r in base])[0]
         lines.append(f"| {w} | {s} | {n} | {100 * acc:.2f} | {fmt(d, h, 100)} | {verdict(d, h, +1)} |")
         diffs[w, s] = (100 * d, 100 * h)
     grid = [[diffs.get((w, s), (math.nan,))[0] for s in sizes] for w in widths]
