@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -18,7 +19,11 @@ CODE_DIR = Path(__file__).resolve().parent
 
 
 def git_commit(cwd: Path = CODE_DIR) -> str:
-    """HEAD of the repository holding the code, with '+dirty' when the tree has changes."""
+    """HEAD of the repository holding the code, with '+dirty' when the tree has changes. A copy of
+    the tree without its .git (a remote machine) names its commit in REPRO_COMMIT: recorded as
+    '<commit> (declared)', since nothing there can check it."""
+    if os.environ.get("REPRO_COMMIT"):
+        return f"{os.environ['REPRO_COMMIT']} (declared)"
     def git(*args):
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               timeout=10).stdout.strip()

@@ -5,7 +5,12 @@ Segments alternate, all in one process, so drift in machine load hits every vari
 Also: step time, peak memory, model FLOPs utilization (GPU) and the largest batch that fits.
 
     python scripts/bench.py [--models vit_micro,mixer_micro] [--compile inductor] [--dataloader]
-                            [--largest-batch] [--steps 30] [--reps 5] [hydra overrides ...]
+                            [--variant NAME="key=value ..."] [--largest-batch] [--steps 30] [--reps 5]
+                            [hydra overrides ...]
+
+`--variant` (repeatable) also times our trainer with more overrides, e.g. the fast-path switches:
+    --variant channels_last="train.channels_last=true" --variant fused_adamw="optim.fused=true"
+    --variant cuda_graphs="train.compile=inductor train.compile_mode=reduce-overhead"
 
 e.g. ViT-T/16 at 224 px on a GPU, against the official way:
     python scripts/bench.py --models vit_tiny --compile inductor --dataloader --largest-batch --steps 10 \\
@@ -17,6 +22,7 @@ import argparse
 import copy
 import os
 import resource
+import shlex
 import statistics
 import time
 from pathlib import Path
@@ -158,6 +164,23 @@ def largest_batch(cfg, data, device, start: int, checkpointing: bool) -> int | N
     return fits
 
 
+def trainer_segment(trainer: Trainer, steps: int):
+    return lambda: trainer.fit(stop_at=trainer.step + steps)
+
+
+def parse_variants(specs: list[str], compile_backend: str | None) -> dict[str, list[str]]:
+    """`NAME=overrides` specs (overrides split like a shell line) into {name: override list};
+    `--compile B` is the variant ours_compiled."""
+    variants = {"ours_compiled": [f"train.compile={compile_backend}"]} if compile_backend else {}
+    for spec in specs:
+        name, sep, extra = spec.partition("=")
+        if not sep or not name.isidentifier() or not shlex.split(extra):
+            raise SystemExit(f"error: --variant {spec!r} must read NAME=\"key=value ...\", e.g. "
+                             'channels_last="train.channels_last=true"')
+        variants[name] = shlex.split(extra)
+    return variants
+
+
 def overrides(name: str, args) -> list[str]:
     return ["logger=none", "train.progress=false", f"model={name}", *args.overrides]
 
@@ -174,13 +197,13 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
     trainer = Trainer(cfg, model, data, device, MetricsLog(None))
     batches = list(eval_batches(data.train_x[:images].to(device), data.train_y[:images].to(device), b,
                                 trainer.normalize))
-    variants = {"ours": lambda: trainer.fit(stop_at=trainer.step + args.steps),
+    variants = {"ours": trainer_segment(trainer, args.steps),
                 "bare": bare_loop(bare_model, lambda: batches, cfg, device),
                 "data_pipeline_alone": lambda: list(zip(range(args.steps), trainer.batches.epoch(0)))}
-    if args.compile:
-        ccfg = compose_config([*overrides(name, args), f"train.compile={args.compile}"])
-        compiled = Trainer(ccfg, seeded_model(ccfg, data), data, device, MetricsLog(None))
-        variants["ours_compiled"] = lambda: compiled.fit(stop_at=compiled.step + args.steps)
+    for variant, extra in args.variants.items():      # our trainer under more overrides
+        vcfg = compose_config([*overrides(name, args), *extra])
+        variants[variant] = trainer_segment(Trainer(vcfg, seeded_model(vcfg, data), data, device,
+                                                    MetricsLog(None)), args.steps)
     if args.dataloader:
         workers = min(8, os.cpu_count() or 1)
         variants["dataloader_eager_amp"] = dataloader_loop(copy.deepcopy(bare_model), data, cfg, device,
@@ -201,11 +224,10 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
               "train_gflop_per_image": flops / 1e9,
               "achieved_tflop_s": {k: v * flops / 1e12 for k, v in ips.items()},
               "mfu": {k: v * flops / peak for k, v in ips.items()} if peak else None}
-    if "ours_compiled" in ips:
-        result["compiled_vs_eager"] = ips["ours_compiled"] / ips["ours"]
+    ours = ["ours", *args.variants]
+    result["vs_ours_eager"] = {k: ips[k] / ips["ours"] for k in args.variants}
     if "dataloader_eager_amp" in ips:
-        best = max(ips["ours"], ips.get("ours_compiled", 0))
-        result["ours_vs_dataloader"] = best / ips["dataloader_eager_amp"]
+        result["vs_dataloader"] = {k: ips[k] / ips["dataloader_eager_amp"] for k in ours}
     if args.largest_batch:
         result["largest_batch"] = {"plain": largest_batch(cfg, data, device, b, False)}
         if hasattr(model, "set_grad_checkpointing"):
@@ -217,6 +239,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="vit_micro,mixer_micro", help="model configs, comma-separated")
     parser.add_argument("--compile", metavar="BACKEND", help="also time our trainer compiled (inductor)")
+    parser.add_argument("--variant", action="append", default=[], metavar='NAME="key=value ..."',
+                        help="also time our trainer with these overrides (repeatable)")
     parser.add_argument("--dataloader", action="store_true", help="also time the official code's way")
     parser.add_argument("--largest-batch", action="store_true", help="search the largest batch (GPU)")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per segment")
@@ -224,6 +248,7 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "results" / "bench"))
     parser.add_argument("overrides", nargs="*", default=["drop=dropout"])
     args = parser.parse_args()
+    args.variants = parse_variants(args.variant, args.compile)
     results, devices = zip(*(bench_model(name, args) for name in args.models.split(",")))
     save_result({"overrides": args.overrides, "steps_per_segment": args.steps, "reps": args.reps,
                  "results": results}, args.out, "bench_" + "-".join(r["model"] for r in results),

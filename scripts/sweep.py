@@ -8,8 +8,9 @@ Several names queue their grids one after another into the same parallel slots.
 Every grid point gets a deterministic directory, multirun/NAME/<k1=v1,k2=v2>, so re-running a
 sweep skips finished runs (COMPLETE marker) and resumes interrupted ones from their checkpoints.
 local: one run after another. parallel: N processes at a time, each pinned to one core
-(`taskset`, with threads=1) or, with --gpus, to one GPU (CUDA_VISIBLE_DEVICES). slurm: Hydra's
-submitit launcher (conf/hydra/launcher/slurm.yaml), same directories.
+(`taskset`, with threads=1) or, with --gpus, to one GPU (CUDA_VISIBLE_DEVICES; with more jobs
+than GPUs, slot k takes GPU k mod #GPUs: small models share a GPU well). slurm: Hydra's submitit
+launcher (conf/hydra/launcher/slurm.yaml), same directories.
 """
 from __future__ import annotations
 
@@ -63,11 +64,20 @@ def command(name: str, overrides: list[str]) -> list[str]:
             f"hydra.run.dir='{run_dir(name, overrides)}'"]   # quoted: the name holds = and ,
 
 
-def pinned(cmd: list[str], slot: int, gpus: bool) -> tuple[list[str], dict]:
-    """The command and environment of a job in parallel slot `slot`: one GPU, or one core."""
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use: CUDA_VISIBLE_DEVICES's list, else every GPU torch sees."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return os.environ["CUDA_VISIBLE_DEVICES"].split(",")
+    import torch
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def pinned(cmd: list[str], slot: int, gpus: list[str] | None) -> tuple[list[str], dict]:
+    """The command and environment of a job in parallel slot `slot`: one of `gpus`, or one core."""
     env = dict(os.environ)
     if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = str(slot)
+        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        env.setdefault("OMP_NUM_THREADS", "1")      # the GPU computes; spare the cores for launches
         return cmd, env
     cmd = cmd + ["threads=1", "device=cpu"]
     if shutil.which("taskset"):
@@ -82,7 +92,7 @@ def slurm_command(name: str, overrides: list[str]) -> list[str]:
             "hydra.job.config.override_dirname.exclude_keys=[experiment,hydra/launcher]", *overrides]
 
 
-def launch_parallel(todo: list[tuple[str, list[str]]], width: int, gpus: bool) -> int:
+def launch_parallel(todo: list[tuple[str, list[str]]], width: int, gpus: list[str] | None) -> int:
     """Run the (experiment, grid point) pairs `todo` `width` at a time; return how many failed."""
     pending, running, failures = list(todo), {}, 0
     while pending or running:
@@ -108,11 +118,15 @@ def main():
     parser.add_argument("names", help="an experiment, or several comma-separated")
     parser.add_argument("--launcher", choices=("local", "parallel", "slurm"), default="parallel")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel processes")
-    parser.add_argument("--gpus", action="store_true", help="pin parallel jobs to GPUs, not cores")
+    parser.add_argument("--gpus", action="store_true",
+                        help="pin parallel jobs to GPUs (round robin), not cores")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, start none")
     parser.add_argument("overrides", nargs="*", help="fixed key=value, or key=a,b to add a grid axis")
     args = parser.parse_intermixed_args()
     names = args.names.split(",")
+    gpus = visible_gpus() if args.gpus else None
+    if args.gpus and not gpus:
+        sys.exit("error: --gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
     points = [(name, overrides) for name in names for overrides in grid(name, args.overrides)]
     todo = []
     for name, overrides in points:
@@ -127,7 +141,7 @@ def main():
     if args.launcher == "slurm":
         sys.exit(max(subprocess.call(slurm_command(name, args.overrides), cwd=ROOT) for name in names))
     width = 1 if args.launcher == "local" else args.jobs
-    failures = launch_parallel(todo, width, args.gpus)
+    failures = launch_parallel(todo, width, gpus)
     print(f"{len(todo) - failures} runs ended cleanly, {failures} failed (see the logs folder)")
     sys.exit(1 if failures else 0)
 

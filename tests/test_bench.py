@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import TINY
 from test_results import load_script
@@ -25,10 +26,25 @@ def test_train_flops_counts_forward_and_backward_products():
 def test_bench_runs_every_variant_and_writes_its_result(tmp_path):
     cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--models", "vit_micro", "--steps", "2",
            "--reps", "1", "--compile", "aot_eager", "--dataloader", "--out", str(tmp_path),
+           "--variant", "nhwc_fused=train.channels_last=true optim.fused=true",
            "drop=dropout", "data.num_train=1024", *TINY]
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp_path)
     (path,) = tmp_path.glob("bench_vit_micro_*.json")
     (result,) = json.loads(path.read_text())["results"]
-    assert set(result["img_per_s"]) == {"ours", "bare", "ours_compiled", "dataloader_eager_amp"}
-    assert all(v > 0 for v in result["img_per_s"].values())
+    ips = result["img_per_s"]
+    assert set(ips) == {"ours", "bare", "ours_compiled", "nhwc_fused", "dataloader_eager_amp"}
+    assert all(v > 0 for v in ips.values())
+    assert result["vs_ours_eager"]["nhwc_fused"] == pytest.approx(ips["nhwc_fused"] / ips["ours"])
+    assert set(result["vs_dataloader"]) == {"ours", "ours_compiled", "nhwc_fused"}
     assert result["train_gflop_per_image"] > 0 and result["mfu"] is None     # no GPU peak on CPU
+
+
+@pytest.mark.parametrize("spec", ["channels_last", "2fast=train.amp=false", "empty="])
+def test_a_malformed_variant_is_refused_before_any_work(spec):
+    bench = load_script("bench")
+    with pytest.raises(SystemExit, match="must read NAME="):
+        bench.parse_variants([spec], None)
+    assert bench.parse_variants(['g=train.compile=inductor train.compile_mode=reduce-overhead'],
+                                "inductor") == {
+        "ours_compiled": ["train.compile=inductor"],
+        "g": ["train.compile=inductor", "train.compile_mode=reduce-overhead"]}

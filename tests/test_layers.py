@@ -33,22 +33,29 @@ def test_swap_keeps_rates_and_sites():
     assert model.blocks[3].drop_path2.rate.item() == pytest.approx(0.3)
 
 
-def test_compiled_model_does_not_recompile_when_the_rate_changes():
+# CPU: a cheap backend. GPU: inductor with CUDA graphs, whose replays must read the buffer anew.
+COMPILERS = [("cpu", "aot_eager", None)] + (
+    [("cuda", "inductor", "reduce-overhead")] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device,backend,mode", COMPILERS, ids=[c[0] for c in COMPILERS])
+def test_compiled_model_does_not_recompile_when_the_rate_changes(device, backend, mode):
     torch._dynamo.reset()
     counters.clear()
-    model = make_compilable(vit(dropout=0.1)).train()
+    model = make_compilable(vit(dropout=0.1)).train().to(device)
     model.head_drop.p = 0.0                  # the helper's head dropout would hide the schedule
     ctl = DropController(model, "dropout")
-    compiled = torch.compile(model, backend="aot_eager")
-    x = torch.randn(4, 1, 28, 28)
+    compiled = torch.compile(model, backend=backend, mode=mode)
+    x = torch.randn(4, 1, 28, 28, device=device)
     rates = drop_schedule(0.1, 2, 5, 1, "late", "constant")       # 0 ... 0, then 0.1
     outputs = []
     for rate in rates:
         ctl.apply(float(rate))
-        outputs.append(compiled(x))
-        outputs[-1].sum().backward()
+        out = compiled(x)
+        out.sum().backward()
+        outputs.append(out.detach().clone())     # a CUDA graph's next replay overwrites `out`
     assert counters["stats"]["unique_graphs"] == 1
-    assert torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[-1], outputs[-2])
+    assert torch.equal(outputs[3], outputs[4]) and not torch.equal(outputs[-1], outputs[-2])
 
 
 def test_training_with_compile_changes_rate_every_step_without_recompiling(tiny_cfg, tmp_path):

@@ -226,11 +226,14 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
 
 def test_parallel_jobs_are_pinned():
     sweep = load_script("sweep")
-    cmd, env = sweep.pinned(["python", "x"], 1, gpus=False)
+    cmd, env = sweep.pinned(["python", "x"], 1, gpus=None)
     assert cmd[-2:] == ["threads=1", "device=cpu"]
     assert cmd[:3] == ["taskset", "-c", "1"] or cmd[0] == "python"
-    cmd, env = sweep.pinned(["python", "x"], 1, gpus=True)
-    assert env["CUDA_VISIBLE_DEVICES"] == "1" and cmd == ["python", "x"]
+    cmd, env = sweep.pinned(["python", "x"], 1, gpus=["0", "1"])
+    assert env["CUDA_VISIBLE_DEVICES"] == "1" and cmd == ["python", "x"] and env["OMP_NUM_THREADS"] == "1"
+    # More jobs than GPUs: round robin.
+    assert [sweep.pinned(["python"], k, gpus=["2", "5"])[1]["CUDA_VISIBLE_DEVICES"]
+            for k in range(4)] == ["2", "5", "2", "5"]
 
 
 def test_several_experiments_queue_into_one_sweep(capsys, monkeypatch, tmp_path):

@@ -170,3 +170,14 @@ def test_channels_last_lays_out_images_and_patch_weights_nhwc(tiny_cfg):
     nhwc = torch.channels_last
     assert x.is_contiguous(memory_format=nhwc) and not x.is_contiguous()
     assert model.patch_embed.proj.weight.is_contiguous(memory_format=nhwc)
+
+
+def test_commit_is_read_from_git_or_declared_for_a_copy_without_git(tmp_path, monkeypatch):
+    from repro.provenance import git_commit
+    monkeypatch.delenv("REPRO_COMMIT", raising=False)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+    assert git_commit().removesuffix("+dirty") == head
+    assert git_commit(tmp_path) == "unknown"                 # no repository there
+    monkeypatch.setenv("REPRO_COMMIT", "abc123")
+    assert git_commit(tmp_path) == "abc123 (declared)"

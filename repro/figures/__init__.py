@@ -6,6 +6,7 @@ from repro.figures import ablation, dynamics, regime_map, regimes
 
 FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
            "dynamics_mixer": dynamics.make, "early_regime": regimes.early, "late_regime": regimes.late,
+           "early_regime_seeds": regimes.early, "late_regime_seeds": regimes.late,
            "ablation_cutoff": ablation.cutoff, "ablation_rate": ablation.rate,
            "ablation_schedule": ablation.schedule, "regime_map": regime_map.make}
 
