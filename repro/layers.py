@@ -55,13 +55,16 @@ class ScheduledDropPath(DropPath):
 
 
 def make_compilable(model: nn.Module) -> nn.Module:
-    """Swap in the scheduled layers (same rates) and turn off fused attention; in place."""
+    """Swap in the scheduled layers (same rates, rate buffers on the model's device) and turn off
+    fused attention; in place."""
+    device = next(model.parameters()).device
     for module in list(model.modules()):
         if hasattr(module, "fused_attn"):
             module.fused_attn = False
         for child_name, child in module.named_children():
             if type(child) is nn.Dropout:
-                setattr(module, child_name, ScheduledDropout(child.p))
+                setattr(module, child_name, ScheduledDropout(child.p).to(device))
             elif type(child) is DropPath:
-                setattr(module, child_name, ScheduledDropPath(child.drop_prob, child.scale_by_keep))
+                path = ScheduledDropPath(child.drop_prob, child.scale_by_keep)
+                setattr(module, child_name, path.to(device))
     return model

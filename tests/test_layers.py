@@ -33,6 +33,13 @@ def test_swap_keeps_rates_and_sites():
     assert model.blocks[3].drop_path2.rate.item() == pytest.approx(0.3)
 
 
+def test_swapped_layers_keep_their_rate_on_the_models_device():
+    # A CPU rate in a CUDA model made inductor's CUDA-graph backward crash (seen on an H100).
+    model = make_compilable(vit(dropout=0.2, drop_path=0.4).to("meta"))
+    rates = [m.rate for m in model.modules() if isinstance(m, (ScheduledDropout, ScheduledDropPath))]
+    assert len(rates) > 10 and all(r.device.type == "meta" for r in rates)
+
+
 # CPU: a cheap backend. GPU: inductor with CUDA graphs, whose replays must read the buffer anew.
 COMPILERS = [("cpu", "aot_eager", None)] + (
     [("cuda", "inductor", "reduce-overhead")] if torch.cuda.is_available() else [])
