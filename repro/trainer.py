@@ -66,7 +66,10 @@ class Trainer:
         self.total_steps = t.epochs * self.steps_per_epoch
         self.rates = (np.zeros(self.total_steps) if d.kind == "none" else drop_schedule(
             d.rate, t.epochs, self.steps_per_epoch, cutoff_epoch(cfg), d.mode, d.schedule))
-        self.controller = DropController(model, d.kind, residual_blocks(model))
+        # A zero rate throughout (the p = 0 arm of a sweep) drops nothing: timm builds no drop
+        # sites for it, so there is nothing to control.
+        self.controller = DropController(model, d.kind if self.rates.max() > 0 else "none",
+                                         residual_blocks(model))
         self.optimizer, self.scheduler = build_optimizer(
             model, cfg.optim, t.batch_size, self.total_steps, self.steps_per_epoch)
         a = cfg.data

@@ -50,12 +50,14 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def images_per_s(variants: dict, images: int, reps: int, device) -> tuple[dict, dict]:
+def images_per_s(variants: dict, images: int, reps: int, device, settle: float = 0.0) -> tuple[dict, dict]:
     """Median throughput of each variant over `reps` alternating segments (after one warm-up),
-    and its range over the segments."""
+    and its range over the segments. `settle` seconds of pause before each segment let background
+    work (a DataLoader's workers prefetching) end before the next variant is timed."""
     times = {name: [] for name in variants}
     for rep in range(reps + 1):
         for name, segment in variants.items():
+            time.sleep(settle)
             sync(device)
             start = time.perf_counter()
             segment()
@@ -106,7 +108,10 @@ class Images(Dataset):
 
 def dataloader_loop(model, data, cfg, device, steps: int, workers: int):
     """The official code's way: a DataLoader (workers, pinned memory) with per-image crop, flip
-    and normalization on the CPU, feeding an eager AMP loop."""
+    and normalization on the CPU, feeding an eager AMP loop. Each segment starts a new epoch's
+    iterator, so it is timed making its own batches (as at an epoch's start), never served from
+    batches prefetched while other variants were timed (results/bench/README.md: on an H100 the
+    variant timed right after a persistent iterator ran at half the speed of its twin)."""
     mean, std = data.mean_std
     transform = v2.Compose([v2.RandomCrop(cfg.data.img_size, padding=cfg.data.crop_padding),
                             v2.RandomHorizontalFlip(0.5 if cfg.data.hflip else 0.0),
@@ -114,16 +119,10 @@ def dataloader_loop(model, data, cfg, device, steps: int, workers: int):
     loader = DataLoader(Images(data.train_x, data.train_y, transform), batch_size=cfg.train.batch_size,
                         shuffle=True, num_workers=workers, pin_memory=device.type == "cuda",
                         drop_last=True, persistent_workers=workers > 0)
-    stream = iter(())
 
     def batches():
-        nonlocal stream
-        for _ in range(steps):
-            batch = next(stream, None)
-            if batch is None:                       # a new epoch
-                stream = iter(loader)
-                batch = next(stream)
-            yield batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        for _, (x, y) in zip(range(steps), iter(loader)):
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
     return bare_loop(model, batches, cfg, device)
 
 
@@ -136,16 +135,17 @@ def train_flops(model, x, y) -> int:
     return counter.get_total_flops()
 
 
-def largest_batch(cfg, data, device, start: int, checkpointing: bool) -> int | None:
-    """The largest batch (doubling from `start`) whose training step fits in GPU memory, with or
-    without activation checkpointing."""
+def largest_batch(cfg, data, device, start: int, checkpointing: bool) -> dict | None:
+    """The largest batch (doubling from `start`, up to 2**16) whose training step runs on the GPU,
+    with or without activation checkpointing, and what stopped the search: running out of memory,
+    or a kernel that refuses the size (cuDNN attention did, at batch 65536 of a tiny ViT)."""
     if device.type != "cuda":
         return None
     model = seeded_model(cfg, data).to(device)
     model.set_grad_checkpointing(checkpointing)
     optimizer = torch.optim.AdamW(model.parameters())
     shape = (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size)
-    fits, batch = None, start
+    fits, batch, stopped_by = None, start, "the search's cap"
     while batch <= 2**16:
         try:
             x = torch.randn(batch, *shape, device=device)
@@ -156,12 +156,14 @@ def largest_batch(cfg, data, device, start: int, checkpointing: bool) -> int | N
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             fits, batch = batch, batch * 2
-        except torch.OutOfMemoryError:
+        except RuntimeError as error:            # torch.OutOfMemoryError is one
+            stopped_by = f"batch {batch}: {str(error).splitlines()[0][:200]}"
             break
         finally:
             x = y = loss = None
+            optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
-    return fits
+    return {"batch": fits, "stopped_by": stopped_by}
 
 
 def trainer_segment(trainer: Trainer, steps: int):
@@ -188,7 +190,8 @@ def overrides(name: str, args) -> list[str]:
 def bench_model(name: str, args) -> tuple[dict, torch.device]:
     cfg = compose_config(overrides(name, args))
     b, images = cfg.train.batch_size, cfg.train.batch_size * args.steps
-    model, data, device = prepare(cfg)
+    model, host_data, device = prepare(cfg)
+    data = host_data.to(device)                     # one copy on the device, shared by the trainers
     if len(data.train_y) < images * (args.reps + 2):
         raise SystemExit(f"error: {len(data.train_y)} training images are too few for "
                          f"{args.reps + 2} segments of {args.steps} steps at batch {b}: lower --steps "
@@ -206,10 +209,11 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
                                                     MetricsLog(None)), args.steps)
     if args.dataloader:
         workers = min(8, os.cpu_count() or 1)
-        variants["dataloader_eager_amp"] = dataloader_loop(copy.deepcopy(bare_model), data, cfg, device,
-                                                           args.steps, workers)
+        variants["dataloader_eager_amp"] = dataloader_loop(copy.deepcopy(bare_model), host_data, cfg,
+                                                           device, args.steps, workers)
+    resident = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
     memory = {k: peak_memory_mb(v, device) for k, v in variants.items() if k != "data_pipeline_alone"}
-    ips, spread = images_per_s(variants, images, args.reps, device)
+    ips, spread = images_per_s(variants, images, args.reps, device, settle=args.dataloader * args.settle)
     pipeline = ips.pop("data_pipeline_alone")
     flops = train_flops(copy.deepcopy(bare_model), *batches[0]) / b      # per image
     peak = next((v for k, v in PEAK_BF16.items() if k in torch.cuda.get_device_name(device)), None) \
@@ -219,7 +223,8 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
               "step_ms": {k: 1000 * b / v for k, v in ips.items()},
               "overhead_vs_bare": ips["bare"] / ips["ours"] - 1,
               "data_pipeline_img_per_s": pipeline, "data_pipeline_vs_model": pipeline / ips["ours"],
-              "peak_memory_mb": memory,
+              "peak_memory_mb": memory,     # each segment's peak, `resident_memory_mb` included
+              "resident_memory_mb": resident,   # data, models and optimizer states of every variant
               "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "train_gflop_per_image": flops / 1e9,
               "achieved_tflop_s": {k: v * flops / 1e12 for k, v in ips.items()},
@@ -242,6 +247,8 @@ def main():
     parser.add_argument("--variant", action="append", default=[], metavar='NAME="key=value ..."',
                         help="also time our trainer with these overrides (repeatable)")
     parser.add_argument("--dataloader", action="store_true", help="also time the official code's way")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds of pause before each segment when timing the DataLoader")
     parser.add_argument("--largest-batch", action="store_true", help="search the largest batch (GPU)")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per segment")
     parser.add_argument("--reps", type=int, default=5, help="alternating timed segments of each")

@@ -146,3 +146,17 @@ def test_train_subset_is_fixed_and_sized():
                               num_classes=3, **{**COMMON, "train_subset": 30}))
     a, b = load_data(c), load_data(c)
     assert len(a.train_y) == 30 and torch.equal(a.train_x, b.train_x)
+
+
+def test_data_moved_to_a_device_keeps_the_host_statistics():
+    c = OmegaConf.create(dict(name="synthetic", num_train=50, num_test=10, img_size=8, in_chans=3,
+                              num_classes=3, **COMMON))
+    data = load_data(c)
+    x = data.train_x.double() / 255                       # brute force, in float64
+    mean, std = data.mean_std
+    assert torch.allclose(mean.double(), x.mean(dim=(0, 2, 3)), atol=1e-6)
+    assert torch.allclose(std.double(), x.std(dim=(0, 2, 3)), atol=1e-6)
+    assert data.mean_std is data.mean_std                 # computed once
+    moved = data.to("meta")                               # no memory, no data: the stats must carry
+    assert moved.train_x.device.type == "meta" and moved.test_y.shape == data.test_y.shape
+    assert moved.mean_std is data.mean_std and moved.num_classes == 3

@@ -58,6 +58,7 @@ def test_compiled_model_does_not_recompile_when_the_rate_changes(device, backend
     outputs = []
     for rate in rates:
         ctl.apply(float(rate))
+        model.zero_grad(set_to_none=True)        # as the trainer does: a replay's gradients are new
         out = compiled(x)
         out.sum().backward()
         outputs.append(out.detach().clone())     # a CUDA graph's next replay overwrites `out`

@@ -181,3 +181,11 @@ def test_commit_is_read_from_git_or_declared_for_a_copy_without_git(tmp_path, mo
     assert git_commit(tmp_path) == "unknown"                 # no repository there
     monkeypatch.setenv("REPRO_COMMIT", "abc123")
     assert git_commit(tmp_path) == "abc123 (declared)"
+
+
+def test_drop_path_at_rate_zero_trains_exactly_as_no_drop(tiny_cfg, tmp_path):
+    # timm builds no DropPath at rate 0: the p = 0 arm of a drop-path sweep (dynamics_drop_path).
+    run(tiny_cfg("drop=drop_path", "drop.rate=0.0", "train.epochs=1"), tmp_path / "zero")
+    run(tiny_cfg("drop=none", "train.epochs=1"), tmp_path / "none")
+    zero, none = events(tmp_path / "zero", "train"), events(tmp_path / "none", "train")
+    assert [e["loss"] for e in zero] == [e["loss"] for e in none] and len(zero) > 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -33,11 +34,18 @@ class ImageData:
     test_y: torch.Tensor
     num_classes: int
 
-    @property
+    @cached_property
     def mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std of the training images, in [0, 1] units."""
+        """Per-channel mean and std of the training images, in [0, 1] units (computed once)."""
         x = self.train_x.float().div_(255)
-        return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        return x.mean(dim=(0, 2, 3)).cpu(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).cpu()
+
+    def to(self, device) -> ImageData:
+        """The images on `device`, with the same statistics: one copy that trainers then share."""
+        moved = ImageData(*(t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y)),
+                          num_classes=self.num_classes)
+        moved.__dict__["mean_std"] = self.mean_std        # cached_property's slot
+        return moved
 
 
 def default_root() -> Path:
