@@ -40,7 +40,7 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
     fixed = []
     for item in extra:
         key, _, values = item.partition("=")
-        if "," in values:
+        if "," in values or key in params:      # a new axis, or the grid's own axis restricted
             params[key] = values
         else:
             fixed.append(item)
@@ -121,7 +121,8 @@ def main():
     parser.add_argument("--gpus", action="store_true",
                         help="pin parallel jobs to GPUs (round robin), not cores")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, start none")
-    parser.add_argument("overrides", nargs="*", help="fixed key=value, or key=a,b to add a grid axis")
+    parser.add_argument("overrides", nargs="*",
+                        help="fixed key=value, key=a,b to add a grid axis; a grid key restricts its axis")
     args = parser.parse_intermixed_args()
     names = args.names.split(",")
     gpus = visible_gpus() if args.gpus else None

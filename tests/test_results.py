@@ -207,6 +207,9 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
     points = sweep.grid("dynamics", ["train.epochs=1", "model=vit_micro,mixer_micro"])
     assert len(points) == 2 * 3 * 2
     assert points[0] == ["drop.rate=0.0", "model=vit_micro", "seed=0", "train.epochs=1"]
+    # A grid key with one value restricts its axis: the same points, the same directories.
+    assert sweep.grid("dynamics", ["drop.rate=0.0"]) == [
+        ["drop.rate=0.0", f"seed={s}"] for s in range(3)] == sweep.grid("dynamics", [])[:3]
     monkeypatch.setattr(sweep, "MULTIRUN", tmp_path / "multirun")
     done = sweep.run_dir("dynamics", points[0])
     done.mkdir(parents=True)
