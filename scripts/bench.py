@@ -110,8 +110,8 @@ def dataloader_loop(model, data, cfg, device, steps: int, workers: int):
     """The official code's way: a DataLoader (workers, pinned memory) with per-image crop, flip
     and normalization on the CPU, feeding an eager AMP loop. Each segment starts a new epoch's
     iterator, so it is timed making its own batches (as at an epoch's start), never served from
-    batches prefetched while other variants were timed (results/bench/README.md: on an H100 the
-    variant timed right after a persistent iterator ran at half the speed of its twin)."""
+    batches prefetched while other variants were timed (README, Benchmark: on an H100 the variant
+    timed right after a persistent iterator ran at half the speed of its twins)."""
     mean, std = data.mean_std
     transform = v2.Compose([v2.RandomCrop(cfg.data.img_size, padding=cfg.data.crop_padding),
                             v2.RandomHorizontalFlip(0.5 if cfg.data.hflip else 0.0),
