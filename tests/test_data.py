@@ -160,3 +160,15 @@ def test_data_moved_to_a_device_keeps_the_host_statistics():
     moved = data.to("meta")                               # no memory, no data: the stats must carry
     assert moved.train_x.device.type == "meta" and moved.test_y.shape == data.test_y.shape
     assert moved.mean_std is data.mean_std and moved.num_classes == 3
+
+
+def test_synthetic_images_made_in_chunks_equal_one_draw():
+    # The one-call formula, as first written: prototypes, labels, then all the noise at once.
+    c = OmegaConf.create(dict(name="synthetic", num_train=2500, num_test=30, img_size=5, in_chans=3,
+                              num_classes=4, seed=7, noise=40.0, **COMMON))
+    gen = torch.Generator().manual_seed(7)
+    prototypes = torch.rand((4, 3, 5, 5), generator=gen) * 255
+    y = torch.randint(4, (2500,), generator=gen)
+    x = (prototypes[y] + torch.randn((2500, 3, 5, 5), generator=gen) * 40.0).clamp(0, 255).to(torch.uint8)
+    data = load_data(c)
+    assert torch.equal(data.train_y, y) and torch.equal(data.train_x, x)
