@@ -154,7 +154,6 @@ def largest_batch(cfg, data, device, start: int, checkpointing: bool) -> dict | 
                 loss = F.cross_entropy(model(x), y)
             loss.backward()
             optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
             fits, batch = batch, batch * 2
         except RuntimeError as error:            # torch.OutOfMemoryError is one
             stopped_by = f"batch {batch}: {str(error).splitlines()[0][:200]}"
@@ -198,8 +197,7 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
                          "or --reps, or raise data.num_train (synthetic data)")
     bare_model = copy.deepcopy(model).to(device).train()
     trainer = Trainer(cfg, model, data, device, MetricsLog(None))
-    batches = list(eval_batches(data.train_x[:images].to(device), data.train_y[:images].to(device), b,
-                                trainer.normalize))
+    batches = list(eval_batches(data.train_x[:images], data.train_y[:images], b, trainer.normalize))
     variants = {"ours": trainer_segment(trainer, args.steps),
                 "bare": bare_loop(bare_model, lambda: batches, cfg, device),
                 "data_pipeline_alone": lambda: list(zip(range(args.steps), trainer.batches.epoch(0)))}

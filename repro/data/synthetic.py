@@ -19,8 +19,9 @@ def load(cfg) -> ImageData:
         y = torch.randint(cfg.num_classes, (n,), generator=gen)
         x = torch.empty((n, *shape), dtype=torch.uint8)
         for i in range(0, n, CHUNK):
-            noise = torch.randn((len(y[i:i + CHUNK]), *shape), generator=gen) * cfg.get("noise", 40.0)
-            x[i:i + CHUNK] = (prototypes[y[i:i + CHUNK]] + noise).clamp(0, 255)
+            labels = y[i:i + CHUNK]
+            noise = torch.randn((len(labels), *shape), generator=gen) * cfg.get("noise", 40.0)
+            x[i:i + CHUNK] = (prototypes[labels] + noise).clamp(0, 255)
         return x, y
 
     return ImageData(*sample(cfg.num_train), *sample(cfg.num_test), num_classes=cfg.num_classes)
