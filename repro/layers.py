@@ -1,7 +1,8 @@
 """Drop layers whose rate is data (a 0-d buffer), not a Python float: a compiled model then
 does not recompile when the schedule changes the rate every step. `make_compilable` swaps them
-in for torch's Dropout and timm's DropPath and routes timm's attention through its dropout
-module (fused attention takes the rate as a float)."""
+in for torch's Dropout or timm's DropPath, whichever the schedule drives, and routes timm's
+attention through its dropout module when dropout is scheduled (fused attention takes the rate
+as a float)."""
 from __future__ import annotations
 
 import torch
@@ -54,17 +55,23 @@ class ScheduledDropPath(DropPath):
         return _inverted(x, self.rate, (x.shape[0],) + (1,) * (x.ndim - 1))
 
 
-def make_compilable(model: nn.Module) -> nn.Module:
-    """Swap in the scheduled layers (same rates, rate buffers on the model's device) and turn off
-    fused attention; in place."""
+def make_compilable(model: nn.Module, kind: str) -> nn.Module:
+    """Swap in the scheduled layers for the drop `kind` the schedule drives ("dropout",
+    "drop_path" or "none"), same rates, rate buffers on the model's device; in place.
+
+    Only scheduled dropout turns fused attention off (its kernel takes the rate as a float);
+    layers no schedule drives keep their constant float rate, which compiles once, so drop-path
+    and no-drop runs keep the fused attention kernel."""
     device = next(model.parameters()).device
+    swap = {"dropout": (nn.Dropout, lambda m: ScheduledDropout(m.p)),
+            "drop_path": (DropPath, lambda m: ScheduledDropPath(m.drop_prob, m.scale_by_keep))}
+    if kind not in swap:
+        return model
+    layer, scheduled = swap[kind]
     for module in list(model.modules()):
-        if hasattr(module, "fused_attn"):
+        if kind == "dropout" and hasattr(module, "fused_attn"):
             module.fused_attn = False
         for child_name, child in module.named_children():
-            if type(child) is nn.Dropout:
-                setattr(module, child_name, ScheduledDropout(child.p).to(device))
-            elif type(child) is DropPath:
-                path = ScheduledDropPath(child.drop_prob, child.scale_by_keep)
-                setattr(module, child_name, path.to(device))
+            if type(child) is layer:
+                setattr(module, child_name, scheduled(child).to(device))
     return model

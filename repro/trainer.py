@@ -42,8 +42,6 @@ class Trainer:
         self.cfg, self.model, self.device, self.log = cfg, model.to(device), device, log
         if t.grad_checkpointing:                 # recompute block activations in backward
             model.set_grad_checkpointing(True)
-        if t.compile:                            # drop rates as data: no recompiles per step
-            make_compilable(model)
         self.checkpoint_path, self.world = checkpoint_path, world
         if t.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -51,6 +49,16 @@ class Trainer:
         self.batches = TrainBatches(data.train_x.to(device), data.train_y.to(device), t.batch_size,
                                     self.normalize, cfg.seed, cfg.data.crop_padding, cfg.data.hflip,
                                     shard=world.rank, shards=world.size)
+        self.steps_per_epoch = len(self.batches)
+        self.total_steps = t.epochs * self.steps_per_epoch
+        self.rates = (np.zeros(self.total_steps) if d.kind == "none" else drop_schedule(
+            d.rate, t.epochs, self.steps_per_epoch, cutoff_epoch(cfg), d.mode, d.schedule))
+        # A zero rate throughout (the p = 0 arm of a sweep) drops nothing: timm builds no drop
+        # sites for it, so there is nothing to control.
+        kind = d.kind if self.rates.max() > 0 else "none"
+        if t.compile:                            # scheduled rates as data: no recompiles per step
+            make_compilable(model, kind)
+        self.controller = DropController(model, kind, residual_blocks(model))
         # Data parallel: gradients are averaged across ranks; the module itself stays `model`.
         ids = [device.index] if device.type == "cuda" else None
         self.parallel = DistributedDataParallel(self.model, ids) if world.size > 1 else self.model
@@ -62,14 +70,6 @@ class Trainer:
         self.eval_sets = {"test": (data.test_x[shard].to(device), data.test_y[shard].to(device)),
                           "train_full": (data.train_x[probe][shard].to(device),
                                          data.train_y[probe][shard].to(device))}
-        self.steps_per_epoch = len(self.batches)
-        self.total_steps = t.epochs * self.steps_per_epoch
-        self.rates = (np.zeros(self.total_steps) if d.kind == "none" else drop_schedule(
-            d.rate, t.epochs, self.steps_per_epoch, cutoff_epoch(cfg), d.mode, d.schedule))
-        # A zero rate throughout (the p = 0 arm of a sweep) drops nothing: timm builds no drop
-        # sites for it, so there is nothing to control.
-        self.controller = DropController(model, d.kind if self.rates.max() > 0 else "none",
-                                         residual_blocks(model))
         self.optimizer, self.scheduler = build_optimizer(
             model, cfg.optim, t.batch_size, self.total_steps, self.steps_per_epoch)
         a = cfg.data

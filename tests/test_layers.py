@@ -24,18 +24,32 @@ def test_inverted_expectation_and_identity_in_eval(layer):
 
 
 def test_swap_keeps_rates_and_sites():
-    model = make_compilable(vit(dropout=0.2, drop_path=0.4))
-    assert not any(type(m) in (torch.nn.Dropout, DropPath) for m in model.modules())
+    model = make_compilable(vit(dropout=0.2, drop_path=0.4), "dropout")
+    assert not any(type(m) is torch.nn.Dropout for m in model.modules())
     assert model.blocks[1].attn.attn_drop.p == pytest.approx(0.2) and not model.blocks[1].attn.fused_attn
+    make_compilable(model, "drop_path")
+    assert not any(type(m) is DropPath for m in model.modules())
     assert model.blocks[3].drop_path1.drop_prob == pytest.approx(0.4)
     ctl = DropController(model, "drop_path", residual_blocks(model))
     ctl.apply(0.3)
     assert model.blocks[3].drop_path2.rate.item() == pytest.approx(0.3)
 
 
+@pytest.mark.parametrize("kind", ["drop_path", "none"])
+def test_unscheduled_dropout_keeps_torch_layers_and_fused_attention(kind):
+    model = vit(dropout=0.0, drop_path=0.4)
+    before = {name: type(m) for name, m in model.named_modules()}
+    make_compilable(model, kind)
+    swapped = {name for name, m in model.named_modules() if type(m) is not before[name]}
+    assert swapped == ({f"blocks.{i}.drop_path{j}" for i in range(1, 4) for j in (1, 2)}
+                       if kind == "drop_path" else set())     # block 0 has r = 0: no DropPath
+    assert all(block.attn.fused_attn for block in model.blocks)
+
+
 def test_swapped_layers_keep_their_rate_on_the_models_device():
     # A CPU rate in a CUDA model made inductor's CUDA-graph backward crash (seen on an H100).
-    model = make_compilable(vit(dropout=0.2, drop_path=0.4).to("meta"))
+    model = vit(dropout=0.2, drop_path=0.4).to("meta")
+    make_compilable(make_compilable(model, "dropout"), "drop_path")
     rates = [m.rate for m in model.modules() if isinstance(m, (ScheduledDropout, ScheduledDropPath))]
     assert len(rates) > 10 and all(r.device.type == "meta" for r in rates)
 
@@ -49,7 +63,7 @@ COMPILERS = [("cpu", "aot_eager", None)] + (
 def test_compiled_model_does_not_recompile_when_the_rate_changes(device, backend, mode):
     torch._dynamo.reset()
     counters.clear()
-    model = make_compilable(vit(dropout=0.1)).train().to(device)
+    model = make_compilable(vit(dropout=0.1), "dropout").train().to(device)
     model.head_drop.p = 0.0                  # the helper's head dropout would hide the schedule
     ctl = DropController(model, "dropout")
     compiled = torch.compile(model, backend=backend, mode=mode)
@@ -66,13 +80,14 @@ def test_compiled_model_does_not_recompile_when_the_rate_changes(device, backend
     assert torch.equal(outputs[3], outputs[4]) and not torch.equal(outputs[-1], outputs[-2])
 
 
-def test_training_with_compile_changes_rate_every_step_without_recompiling(tiny_cfg, tmp_path):
+@pytest.mark.parametrize("drop", ["early_dropout", "early_drop_path"])
+def test_training_with_compile_changes_rate_every_step_without_recompiling(tiny_cfg, tmp_path, drop):
     from test_run import events
 
     from repro.run import run
     torch._dynamo.reset()
     counters.clear()
-    summary = run(tiny_cfg("drop=early_dropout", "drop.cutoff_epoch=1", "train.epochs=1",
+    summary = run(tiny_cfg(f"drop={drop}", "drop.cutoff_epoch=1", "train.epochs=1",
                            "train.compile=aot_eager"), tmp_path)
     rates = {e["drop_rate"] for e in events(tmp_path, "train")}
     assert len(rates) > 5 and summary["steps"] == 16            # a new rate at every step
