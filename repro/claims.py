@@ -1,0 +1,54 @@
+"""The paper's claims as testable comparisons: which method against which baseline, on which
+metric, in which direction, and the margin (the paper's own effect size, docs/paper.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NONE = ("none", "standard")
+DROPOUT, DROP_PATH = ("dropout", "standard"), ("drop_path", "standard")
+EARLY_DROPOUT, EARLY_DROP_PATH = ("dropout", "early"), ("drop_path", "early")
+LATE_DROP_PATH = ("drop_path", "late")
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    method: tuple            # (drop.kind, drop.mode)
+    baseline: tuple
+    metric: str              # a runs.csv column
+    sign: int                # +1: the paper says method > baseline; -1: method < baseline
+    margin: float            # in the metric's own units (test_acc is a fraction)
+    source: str              # where the margin comes from
+
+    @property
+    def key(self) -> str:
+        return f"{'/'.join(self.method)} vs {'/'.join(self.baseline)}: {self.metric}"
+
+
+TABLE1 = "ViT-T/16, ImageNet-1K, basic recipe (Table 1: 73.9 no dropout)"
+OURS_LOSS = "ours: 1% of our no-dropout final training loss (~0.51); the paper gives no number"
+
+EARLY = (
+    Claim("early dropout raises test accuracy", EARLY_DROPOUT, NONE, "test_acc", +1, 0.004,
+          f"{TABLE1}: 74.3 - 73.9"),
+    Claim("early s.d. raises test accuracy", EARLY_DROP_PATH, NONE, "test_acc", +1, 0.005,
+          f"{TABLE1}: 74.4 - 73.9"),
+    Claim("early dropout lowers the final training loss", EARLY_DROPOUT, NONE, "train_full_loss", -1,
+          0.005, OURS_LOSS),
+    Claim("early s.d. lowers the final training loss", EARLY_DROP_PATH, NONE, "train_full_loss", -1,
+          0.005, OURS_LOSS),
+    Claim("standard dropout hurts an underfitting model", DROPOUT, NONE, "test_acc", -1, 0.060,
+          f"{TABLE1}: 67.9 - 73.9"),
+    Claim("standard s.d. hurts an underfitting model", DROP_PATH, NONE, "test_acc", -1, 0.013,
+          f"{TABLE1}: 72.6 - 73.9"),
+)
+
+LATE = (
+    Claim("late s.d. raises test accuracy over standard s.d.", LATE_DROP_PATH, DROP_PATH, "test_acc",
+          +1, 0.007, "ViT-B/16, ImageNet-1K (section 5: 81.6 standard s.d. -> 82.3 late s.d.)"),
+    Claim("standard s.d. raises test accuracy of an overfitting model", DROP_PATH, NONE, "test_acc",
+          +1, 0.007, "the late regime's premise; margin taken as the late s.d. gain (no published "
+          "no-s.d. ViT-B/16 number)"),
+)
+
+CLAIMS = {"early_regime": EARLY, "late_regime": LATE}

@@ -1,0 +1,95 @@
+"""Power planning and pre-registration: from an experiment's pilot runs, the number of paired
+seeds each claim needs, written as results/NAME/plan.json and committed before the runs.
+
+    python -m repro.plan early_regime [--min-seeds 15] [--hardware cpu] [--write]
+
+For each claim (repro.claims) the pilot's paired differences give a standard deviation sd; the
+plan asks for the smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so
+that a null effect lands inside +-margin (equivalence) and the paper's effect excludes 0. A method
+runs as many seeds as its most demanding claim. The verdict later reads exactly this file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from repro.claims import CLAIMS, Claim
+from repro.results import read_csv
+from repro.stats import paired_differences, sample_sd, seeds_needed
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOW = "the final evaluation (after the last epoch); runs.csv columns"
+
+
+def method_key(method: tuple) -> str:
+    return "/".join(method)
+
+
+def by_seed(runs: list[dict], method: tuple, metric: str) -> dict:
+    return {r["seed"]: r[metric] for r in runs if (r["drop.kind"], r["drop.mode"]) == method}
+
+
+def plan_claim(claim: Claim, runs: list[dict], min_seeds: int) -> dict:
+    diffs = paired_differences(by_seed(runs, claim.method, claim.metric),
+                               by_seed(runs, claim.baseline, claim.metric))
+    if len(diffs) < 2:
+        raise ValueError(f"the pilot has {len(diffs)} paired seeds for '{claim.text}'; run at least 2 "
+                         f"seeds of {method_key(claim.method)} and {method_key(claim.baseline)} first")
+    sd = sample_sd(list(diffs.values()))
+    return {"claim": claim.text, "method": method_key(claim.method), "baseline": method_key(claim.baseline),
+            "metric": claim.metric, "sign": claim.sign, "margin": claim.margin, "source": claim.source,
+            "target_half_width": claim.margin / 2, "pilot_seeds": sorted(diffs), "pilot_sd": sd,
+            "seeds": seeds_needed(sd, claim.margin / 2, min_seeds)}
+
+
+def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int) -> dict:
+    """The plan for experiment `name` from pilot rows of one hardware kind."""
+    if name not in CLAIMS:
+        raise ValueError(f"no claims are defined for {name!r}; known: {sorted(CLAIMS)} (repro/claims.py)")
+    pilot = [r for r in runs if r.get("hardware") == hardware]
+    if not pilot:
+        kinds = sorted({str(r.get("hardware")) for r in runs})
+        raise ValueError(f"no pilot runs on hardware {hardware!r}; the runs have {kinds}")
+    comparisons = [plan_claim(c, pilot, min_seeds) for c in CLAIMS[name]]
+    seeds: dict = {}
+    for c in comparisons:
+        for method in (c["method"], c["baseline"]):
+            seeds[method] = max(seeds.get(method, 0), c["seeds"])
+    return {"experiment": name, "hardware": hardware, "window": WINDOW, "min_seeds": min_seeds,
+            "rule": "n = smallest n >= min_seeds with t(0.975, n-1) * pilot_sd / sqrt(n) <= margin / 2; "
+                    "the pilot's seeds count toward n; verdicts use the first n seeds in seed order",
+            "comparisons": comparisons, "seeds": dict(sorted(seeds.items()))}
+
+
+def read_plan(folder: Path) -> dict | None:
+    path = Path(folder) / "plan.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="the experiment (its results folder holds the pilot runs.csv)")
+    parser.add_argument("--min-seeds", type=int, default=15)
+    parser.add_argument("--hardware", default="cpu", help="the hardware kind the plan governs")
+    parser.add_argument("--write", action="store_true", help="write results/NAME/plan.json")
+    args = parser.parse_args()
+    folder = ROOT / "results" / args.name
+    if not (folder / "runs.csv").is_file():
+        sys.exit(f"error: {folder}/runs.csv does not exist; run and collect a pilot first")
+    try:
+        plan = make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if args.write and read_plan(folder) is not None:
+        sys.exit(f"error: {folder}/plan.json exists: a committed plan is not rewritten; "
+                 "delete it by hand only if no run it governs has started")
+    text = json.dumps(plan, indent=2) + "\n"
+    if args.write:
+        (folder / "plan.json").write_text(text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
