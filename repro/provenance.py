@@ -41,6 +41,13 @@ def hardware(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def hardware_kind(record: dict) -> str:
+    """The kind runs are paired within, from a provenance record: 'cpu' (fp32, any core count)
+    or the GPU's name (bf16 autocast). Runs of different kinds are never paired: their
+    trajectories diverge seed by seed even when their means agree."""
+    return "cpu" if str(record.get("device", "cpu")).startswith("cpu") else record["hardware"]
+
+
 def provenance(device: torch.device) -> dict:
     versions = {}
     for name in PACKAGES:

@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from repro.logger import flatten
+from repro.provenance import hardware_kind
 
 CONFIG_KEYS = ("name", "seed", "model.name", "model.embed_dim", "data.name", "data.train_subset",
                "train.epochs", "drop.kind", "drop.mode", "drop.schedule", "drop.rate",
@@ -55,6 +56,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def run_hardware(run_dir: Path) -> str | None:
+    """The run's hardware kind (repro.provenance.hardware_kind), None without provenance.json."""
+    path = run_dir / "provenance.json"
+    return hardware_kind(json.loads(path.read_text())) if path.is_file() else None
+
+
 def read_events(run_dir: Path) -> list[dict]:
     with open(run_dir / "metrics.jsonl") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -87,8 +94,9 @@ def collect_dirs(root: Path) -> tuple[list[dict], list[dict], list[dict]]:
                             "last_step": max((e["step"] for e in events), default=0)})
             continue
         row, rows = tidy(name, flatten(OmegaConf.to_container(OmegaConf.load(config_path))), events)
-        runs.append(row)
-        curves += rows
+        hardware = run_hardware(run_dir)
+        runs.append({**row, "hardware": hardware})
+        curves += [{**r, "hardware": hardware} for r in rows]
     return runs, curves, skipped
 
 

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from repro.figures import FIGURES
 from repro.figures.common import mean_ci, paired, verdict
+from repro.ledger import gather
 from repro.results import collect_dirs, collect_wandb, read_csv, sha256_file, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,12 +137,11 @@ def test_late_regime_compares_late_with_standard_stochastic_depth(tmp_path):
 
 
 def test_shared_runs_are_taken_from_the_other_experiment(tmp_path):
-    figures = load_script("figures")
     fake_run(tmp_path / "ablation_rate" / "p=0.2", "dropout", "early", 0, 0.70, 0.6)
     for (kind, mode) in (("none", "standard"), ("dropout", "early"), ("dropout", "standard")):
         fake_run(tmp_path / "early_regime" / f"{kind}-{mode}", kind, mode, 0, 0.80, 0.5)
     fake_run(tmp_path / "early_regime" / "crashed", "none", "standard", 1, 0.1, 9.0, status="crashed")
-    runs, curves, skipped = figures.gather("ablation_rate", tmp_path / "ablation_rate", None)
+    runs, curves, skipped = gather("ablation_rate", tmp_path / "ablation_rate", None)
     assert sorted(r["run"] for r in runs) == [
         "../early_regime/dropout-early", "../early_regime/none-standard", "p=0.2"]
     assert {c["run"] for c in curves} == {r["run"] for r in runs}

@@ -6,8 +6,9 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from repro.claims import NONE
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
-from repro.figures.regimes import NONE, by_seed
+from repro.figures.regimes import by_seed
 
 
 def make(runs: list[dict], curves: list[dict], out: Path, key: str, stem: str) -> list[str]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from repro.claims import NONE
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
-from repro.figures.regimes import NONE, by_seed
+from repro.figures.regimes import by_seed
+from repro.ledger import one_hardware
 
 EARLY = ("dropout", "early")
 WIDTH, SIZE = "model.embed_dim", "data.train_subset"
@@ -20,7 +22,7 @@ def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
              "|---|---|---|---|---|---|"]
     diffs = {}
     for (w, s), rows in sorted(cells.items()):
-        methods = group_by(rows, "drop.kind", "drop.mode")
+        methods = group_by(one_hardware(rows, f"cell {w} x {s}"), "drop.kind", "drop.mode")
         base, early = methods.get(NONE, []), methods.get(EARLY, [])
         d, h, n = paired(by_seed(early, "test_acc"), by_seed(base, "test_acc"))
         acc = mean_ci([r["test_acc"] for r in base])[0]

@@ -1,57 +1,65 @@
 """The paper's method comparisons: final test accuracy and the full model's final training loss
 per method with paired differences against a baseline, and training curves with the cutoff
 marked. The early regime is the main table (an underfitting model), the late regime the
-overfitting one (standard against late stochastic depth)."""
+overfitting one (standard against late stochastic depth).
+
+Comparisons pair runs within one hardware kind: the tables and figures use the plan's kind (or,
+without a plan, the kind with most runs); runs of other kinds get tables of their own. Where
+the folder holds a plan (plan.json, repro.plan), each claim also gets its pre-registered verdict.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro import claims as paper
+from repro.claims import NONE, Claim
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
-
-NONE = ("none", "standard")
+from repro.ledger import hardware_kinds, rows_on
+from repro.plan import read_plan
+from repro.stats import planned_verdict
 
 
 @dataclass(frozen=True)
 class Regime:
     stem: str                  # the table figure's file name
     methods: dict              # (drop.kind, drop.mode) -> label, in table order
-    claims: tuple              # (method, baseline, metric, claimed sign of method - baseline, claim)
+    claims: tuple              # repro.claims.Claim
     curves: tuple              # methods whose training curves are drawn
     cutoff_method: tuple       # whose cutoff is marked on the curves
 
 
 EARLY = Regime(
     stem="early_regime",
-    methods={NONE: "no dropout", ("dropout", "standard"): "standard dropout",
-             ("drop_path", "standard"): "standard s.d.", ("dropout", "early"): "early dropout",
-             ("drop_path", "early"): "early s.d."},
-    claims=((("dropout", "early"), NONE, "test_acc", +1, "early dropout raises test accuracy"),
-            (("drop_path", "early"), NONE, "test_acc", +1, "early s.d. raises test accuracy"),
-            (("dropout", "early"), NONE, "train_full_loss", -1,
-             "early dropout lowers the final training loss"),
-            (("drop_path", "early"), NONE, "train_full_loss", -1,
-             "early s.d. lowers the final training loss"),
-            (("dropout", "standard"), NONE, "test_acc", -1, "standard dropout hurts an underfitting model")),
-    curves=(NONE, ("dropout", "early")), cutoff_method=("dropout", "early"))
+    methods={NONE: "no dropout", paper.DROPOUT: "standard dropout", paper.DROP_PATH: "standard s.d.",
+             paper.EARLY_DROPOUT: "early dropout", paper.EARLY_DROP_PATH: "early s.d."},
+    claims=paper.EARLY, curves=(NONE, paper.EARLY_DROPOUT), cutoff_method=paper.EARLY_DROPOUT)
 
 LATE = Regime(
     stem="late_regime",
-    methods={NONE: "no s.d.", ("drop_path", "standard"): "standard s.d.", ("drop_path", "late"): "late s.d."},
-    claims=((("drop_path", "late"), ("drop_path", "standard"), "test_acc", +1,
-             "late s.d. raises test accuracy over standard s.d."),
-            (("drop_path", "late"), NONE, "test_acc", +1, "late s.d. raises test accuracy over no s.d."),
-            (("drop_path", "standard"), NONE, "test_acc", +1,
-             "standard s.d. raises test accuracy of an overfitting model")),
-    curves=(NONE, ("drop_path", "standard"), ("drop_path", "late")), cutoff_method=("drop_path", "late"))
+    methods={NONE: "no s.d.", paper.DROP_PATH: "standard s.d.", paper.LATE_DROP_PATH: "late s.d."},
+    claims=paper.LATE, curves=(NONE, paper.DROP_PATH, paper.LATE_DROP_PATH),
+    cutoff_method=paper.LATE_DROP_PATH)
 
 
 def by_seed(rows: list[dict], metric: str) -> dict:
     return {r["seed"]: r[metric] for r in rows}
 
 
-def table(regime: Regime, runs: list[dict], out: Path) -> list[str]:
-    methods = group_by(runs, "drop.kind", "drop.mode")
+def scale_of(metric: str) -> tuple[float, int]:
+    """Display scale and digits: accuracies in percentage points, losses as they are."""
+    return (100, 2) if metric.endswith("acc") else (1, 4)
+
+
+def claim_diff(claim: Claim, methods: dict, seeds: int | None = None) -> tuple[float, float, int]:
+    """Paired difference method - baseline over the first `seeds` shared seeds (all by default)."""
+    a = by_seed(methods.get(claim.method, []), claim.metric)
+    b = by_seed(methods.get(claim.baseline, []), claim.metric)
+    shared = sorted(set(a) & set(b))[:seeds]
+    return paired({s: a[s] for s in shared}, {s: b[s] for s in shared})
+
+
+def methods_table(regime: Regime, methods: dict) -> list[str]:
     base = methods.get(NONE, [])
     none = regime.methods[NONE]
     lines = [f"| method | runs | test acc % | train loss (full model) | test acc vs {none} (pp) | "
@@ -66,13 +74,56 @@ def table(regime: Regime, runs: list[dict], out: Path) -> list[str]:
         vs_none = ("-", "-") if key == NONE else (fmt(*d_acc[:2], 100), fmt(*d_loss[:2], digits=4))
         lines.append(f"| {label} | {acc[2]} | {fmt(*acc[:2], 100)} | {fmt(*loss[:2], digits=4)} | "
                      f"{vs_none[0]} | {vs_none[1]} |")
-    lines += ["", "Means ± 95% t-intervals over seeds; differences are paired by seed.", "",
-              "Verdicts:", ""]
-    for key, baseline, metric, sign, claim in regime.claims:
-        d, h, n = paired(by_seed(methods.get(key, []), metric), by_seed(methods.get(baseline, []), metric))
-        scale = 100 if metric == "test_acc" else 1
-        lines.append(f"- {claim}: {metric} difference {fmt(d, h, scale, 4 if scale == 1 else 2)} "
-                     f"over {n} seeds: **{verdict(d, h, sign)}**")
+    return lines
+
+
+def planned_lines(regime: Regime, methods: dict, plan: dict) -> list[str]:
+    """Each planned claim's verdict at exactly its planned seeds; seeds past the plan are shown
+    beside it, never folded in."""
+    planned = {c["claim"]: c for c in plan["comparisons"]}
+    lines = [f"Pre-registered verdicts (plan.json, hardware {plan['hardware']}; the first planned "
+             "seeds in seed order; margin = the paper's effect):", "",
+             "| claim | metric | margin | seeds run / planned | difference at plan (95% CI) | verdict "
+             "| beyond the plan |", "|---|---|---|---|---|---|---|"]
+    for claim in regime.claims:
+        c = planned.get(claim.text)
+        if c is None:
+            continue
+        scale, digits = scale_of(claim.metric)
+        d, h, n = claim_diff(claim, methods, c["seeds"])
+        total = claim_diff(claim, methods)
+        extra = f"{total[2]} seeds: {fmt(total[0], total[1], scale, digits)}" if total[2] > n else "-"
+        lines.append(f"| {claim.text} | {claim.metric} | {fmt(c['margin'], float('nan'), scale, digits)} | "
+                     f"{total[2]} / {c['seeds']} | {fmt(d, h, scale, digits)} | "
+                     f"**{planned_verdict(d, h, n, c['seeds'], c['margin'], claim.sign)}** | {extra} |")
+    return lines + [""]
+
+
+def primary_kind(runs: list[dict], plan: dict | None):
+    """The hardware kind the tables pair within: the plan's, else the one with most runs."""
+    return plan["hardware"] if plan else hardware_kinds(runs)[0]
+
+
+def table(regime: Regime, runs: list[dict], out: Path) -> list[str]:
+    plan = read_plan(out)
+    kinds = hardware_kinds(runs)
+    primary = primary_kind(runs, plan)
+    methods = group_by(rows_on(runs, primary), "drop.kind", "drop.mode")
+    lines = [f"Hardware: {primary} (runs of other kinds are tabled apart, never paired with these)", ""]
+    lines += methods_table(regime, methods)
+    lines += ["", "Means ± 95% t-intervals over seeds; differences are paired by seed.", ""]
+    if plan:
+        lines += planned_lines(regime, methods, plan)
+    lines += ["Verdicts (all seeds, unplanned rule):" if plan else "Verdicts:", ""]
+    for claim in regime.claims:
+        scale, digits = scale_of(claim.metric)
+        d, h, n = claim_diff(claim, methods)
+        lines.append(f"- {claim.text}: {claim.metric} difference {fmt(d, h, scale, digits)} "
+                     f"over {n} seeds: **{verdict(d, h, claim.sign)}**")
+    for kind in kinds:
+        if kind != primary:
+            lines += ["", f"Runs on {kind}:", ""]
+            lines += methods_table(regime, group_by(rows_on(runs, kind), "drop.kind", "drop.mode"))
     plot_table(regime, methods, out)
     return lines
 
@@ -124,13 +175,16 @@ def plot_curves(regime: Regime, curves: list[dict], runs: list[dict], out: Path)
     save(fig, out, "training_curves")
 
 
-def early(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
-    lines = table(EARLY, runs, out)
-    plot_curves(EARLY, curves, runs, out)
+def make(regime: Regime, runs: list[dict], curves: list[dict], out: Path) -> list[str]:
+    lines = table(regime, runs, out)
+    kind = primary_kind(runs, read_plan(out))
+    plot_curves(regime, rows_on(curves, kind), rows_on(runs, kind), out)
     return lines
+
+
+def early(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
+    return make(EARLY, runs, curves, out)
 
 
 def late(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
-    lines = table(LATE, runs, out)
-    plot_curves(LATE, curves, runs, out)
-    return lines
+    return make(LATE, runs, curves, out)

@@ -1,0 +1,90 @@
+"""The verdict rule on constructed differences with known answers, t quantiles against published
+tables, seed planning against brute force, and the committed plans re-derived from their pilots."""
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from repro.claims import CLAIMS
+from repro.plan import make_plan
+from repro.results import read_csv
+from repro.stats import mean_ci, planned_verdict, sample_sd, seeds_needed, t975
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("df, table", [(1, 12.706), (10, 2.228), (30, 2.042), (40, 2.021),
+                                       (60, 2.000), (120, 1.980)])
+def test_t_quantiles_match_published_tables(df, table):
+    assert t975(df) == pytest.approx(table, abs=6e-4)
+
+
+def test_t_quantiles_decrease_towards_the_normal():
+    values = [t975(df) for df in range(1, 400)]
+    assert all(a > b for a, b in zip(values, values[1:])) and values[-1] > 1.96
+
+
+def test_seeds_needed_is_the_smallest_count_that_meets_the_half_width():
+    for sd, half in ((0.00867, 0.002), (0.0055, 0.0025), (1.0, 0.5), (0.3, 1.0)):
+        n = seeds_needed(sd, half, min_seeds=2)
+        brute = next(k for k in range(2, 1000) if t975(k - 1) * sd / math.sqrt(k) <= half)
+        assert n == brute
+    assert seeds_needed(0.3, 1.0, min_seeds=15) == 15
+    assert seeds_needed(0.0, 0.1) == 2
+    with pytest.raises(ValueError, match="half_width"):
+        seeds_needed(1.0, 0.0)
+
+
+def test_planned_verdict_on_constructed_intervals():
+    margin = 0.4
+    # n below plan: underpowered whatever the interval says (no stopping once 0 is cleared)
+    assert planned_verdict(1.0, 0.1, 10, 15, margin, +1) == "underpowered (10 of 15 planned seeds)"
+    assert planned_verdict(0.5, 0.2, 15, 15, margin, +1) == "reproduced"
+    assert planned_verdict(-0.5, 0.2, 15, 15, margin, -1) == "reproduced"
+    assert planned_verdict(-0.5, 0.2, 15, 15, margin, +1) == "opposite"
+    assert planned_verdict(0.05, 0.2, 15, 15, margin, +1) == "no effect as large as the paper's"
+    # an interval that contains 0 but reaches past the margin: wider than planned
+    assert planned_verdict(0.1, 0.35, 15, 15, margin, +1).startswith("inconclusive at the planned")
+    assert planned_verdict(0.1, math.nan, 1, 1, margin, +1).startswith("underpowered")
+
+
+def test_equivalence_rule_holds_its_error_rate_on_simulated_null_effects():
+    """With no true effect and the planned n, 'no effect as large as the paper's' comes out most
+    of the time and 'reproduced' about 2.5% of the time (one side of a 95% interval)."""
+    rng = random.Random(0)
+    sd, margin = 1.0, 1.0
+    n = seeds_needed(sd, margin / 2)
+    outcomes = []
+    for _ in range(2000):
+        mean, half, _ = mean_ci([rng.gauss(0.0, sd) for _ in range(n)])
+        outcomes.append(planned_verdict(mean, half, n, n, margin, +1))
+    assert 0.01 < outcomes.count("reproduced") / 2000 < 0.045
+    assert outcomes.count("no effect as large as the paper's") / 2000 > 0.8
+
+
+def test_sample_sd_by_hand():
+    assert sample_sd([1.0, 2.0, 3.0]) == pytest.approx(1.0)
+
+
+PLANS = sorted((ROOT / "results").glob("*/plan.json"))
+
+
+@pytest.mark.parametrize("path", PLANS, ids=[p.parent.name for p in PLANS])
+def test_committed_plans_follow_from_their_pilots(path):
+    """The plan re-derived from its pilot seeds in the committed table is the committed plan."""
+    plan = json.loads(path.read_text())
+    pilot = set(plan["comparisons"][0]["pilot_seeds"])
+    runs = [r for r in read_csv(path.parent / "runs.csv") if r["seed"] in pilot]
+    assert make_plan(plan["experiment"], runs, plan["hardware"], plan["min_seeds"]) == plan
+    assert {c["claim"] for c in plan["comparisons"]} == {c.text for c in CLAIMS[plan["experiment"]]}
+
+
+def test_plan_refuses_a_pilot_without_pairs():
+    runs = [{"seed": 0, "drop.kind": "none", "drop.mode": "standard", "test_acc": 0.8,
+             "train_full_loss": 0.5, "hardware": "cpu"}]
+    with pytest.raises(ValueError, match="paired seeds"):
+        make_plan("early_regime", runs, "cpu", 15)
+    with pytest.raises(ValueError, match="no pilot runs on hardware 'gpu'"):
+        make_plan("early_regime", runs, "gpu", 15)
