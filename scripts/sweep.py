@@ -1,16 +1,22 @@
 """Launch an experiment's grid (conf/experiment/NAME.yaml, `hydra.sweeper.params`).
 
     python scripts/sweep.py NAME[,NAME...] [--launcher local|parallel|slurm] [--jobs N] [--gpus]
-                                           [--dry-run] [key=a,b ...]
+                                           [--plan] [--dry-run] [--no-record] [key=a,b ...]
 
-Several names queue their grids one after another into the same parallel slots.
+Several names queue their grids one after another into the same parallel slots. --plan runs
+what results/NAME/plan.json asks for instead (repro.plan), seed by seed.
 
 Every grid point gets a deterministic directory, multirun/NAME/<k1=v1,k2=v2>, so re-running a
-sweep skips finished runs (COMPLETE marker) and resumes interrupted ones from their checkpoints.
+sweep skips finished runs (COMPLETE marker, or already in results/NAME on this hardware kind, from
+any machine) and resumes interrupted ones from their checkpoints.
 local: one run after another. parallel: N processes at a time, each pinned to one core
 (`taskset`, with threads=1) or, with --gpus, to one GPU (CUDA_VISIBLE_DEVICES; with more jobs
 than GPUs, slot k takes GPU k mod #GPUs: small models share a GPU well). slurm: Hydra's submitit
 launcher (conf/hydra/launcher/slurm.yaml), same directories.
+
+Each run that ends cleanly is added at once to the experiment's committed tables in results/NAME
+(repro.ledger), its table and figures rebuilt: commit them as they come, and a sweep stopped
+halfway has lost nothing finished.
 """
 from __future__ import annotations
 
@@ -23,6 +29,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from omegaconf import OmegaConf
+
+from repro.figures import FIGURES, build
+from repro.ledger import LedgerConflict, collect
+from repro.plan import read_plan
+from repro.results import read_csv
 from repro.train import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,12 +62,39 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
     return [[f"{k}={v}" for k, v in zip(keys, combo)] + fixed for combo in itertools.product(*choices)]
 
 
+def drop_configs() -> dict:
+    """(drop.kind, drop.mode) -> the conf/drop option that gives it."""
+    configs = {}
+    for path in sorted((ROOT / "conf" / "drop").glob("*.yaml")):
+        cfg = OmegaConf.load(path)
+        configs.setdefault(f"{cfg.kind}/{cfg.mode}", path.stem)
+    return configs
+
+
+def planned(name: str) -> list[list[str]]:
+    """The grid points results/NAME/plan.json asks for, seed by seed (each seed's methods
+    together, so that pairs complete together): method m runs seeds 0 .. plan[m] - 1."""
+    plan = read_plan(ROOT / "results" / name)
+    if plan is None:
+        sys.exit(f"error: results/{name}/plan.json does not exist; write one with "
+                 f"python -m repro.plan {name} --write")
+    drop = drop_configs()
+    return [[f"drop={drop[method]}", f"seed={seed}"] for seed in range(max(plan["seeds"].values()))
+            for method, n in plan["seeds"].items() if seed < n]
+
+
+def recorded(name: str, hardware: str) -> set:
+    """Run names results/NAME/runs.csv already holds on this hardware kind (from any machine)."""
+    path = ROOT / "results" / name / "runs.csv"
+    return {r["run"] for r in read_csv(path) if r.get("hardware") == hardware} if path.is_file() else set()
+
+
 def run_dir(name: str, overrides: list[str]) -> Path:
     return MULTIRUN / name / ",".join(sorted(overrides))
 
 
-def status(path: Path) -> str:
-    if (path / "COMPLETE").is_file():
+def status(path: Path, recorded_runs: set = frozenset()) -> str:
+    if (path / "COMPLETE").is_file() or path.name in recorded_runs:
         return "done"
     return "resume" if (path / "checkpoint.pt").is_file() else "new"
 
@@ -92,8 +132,22 @@ def slurm_command(name: str, overrides: list[str]) -> list[str]:
             "hydra.job.config.override_dirname.exclude_keys=[experiment,hydra/launcher]", *overrides]
 
 
-def launch_parallel(todo: list[tuple[str, list[str]]], width: int, gpus: list[str] | None) -> int:
-    """Run the (experiment, grid point) pairs `todo` `width` at a time; return how many failed."""
+def record(name: str) -> None:
+    """Add the experiment's newly finished runs to results/NAME and rebuild its table and figures
+    (repro.ledger): a run is in the committed tables as soon as it ends, not when the sweep does."""
+    out = ROOT / "results" / name
+    try:
+        collect(name, MULTIRUN / name, None, out)
+        if name in FIGURES:
+            build(name, out)
+    except LedgerConflict as e:
+        print(f"error: not recorded: {e}", flush=True)
+
+
+def launch_parallel(todo: list[tuple[str, list[str]]], width: int, gpus: list[str] | None,
+                    on_done=None) -> int:
+    """Run the (experiment, grid point) pairs `todo` `width` at a time, calling on_done(name)
+    after each clean finish; return how many failed."""
     pending, running, failures = list(todo), {}, 0
     while pending or running:
         for slot in range(width):
@@ -103,12 +157,16 @@ def launch_parallel(todo: list[tuple[str, list[str]]], width: int, gpus: list[st
                 log_dir = MULTIRUN / name / "logs"
                 log_dir.mkdir(parents=True, exist_ok=True)
                 log = open(log_dir / f"{run_dir(name, overrides).name}.log", "a")
-                running[slot] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT), log)
+                proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT)
+                proc.experiment = name
+                running[slot] = (proc, log)
         for slot, (proc, log) in list(running.items()):
             if proc.poll() is not None:
                 failures += proc.returncode != 0
                 log.close()
                 del running[slot]
+                if proc.returncode == 0 and on_done:
+                    on_done(proc.experiment)
         time.sleep(1)
     return failures
 
@@ -121,6 +179,10 @@ def main():
     parser.add_argument("--gpus", action="store_true",
                         help="pin parallel jobs to GPUs (round robin), not cores")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, start none")
+    parser.add_argument("--plan", action="store_true",
+                        help="the seeds and methods of results/NAME/plan.json instead of the grid")
+    parser.add_argument("--no-record", action="store_true",
+                        help="leave results/NAME alone (default: add each run to it as it finishes)")
     parser.add_argument("overrides", nargs="*",
                         help="fixed key=value, key=a,b to add a grid axis; a grid key restricts its axis")
     args = parser.parse_intermixed_args()
@@ -128,10 +190,13 @@ def main():
     gpus = visible_gpus() if args.gpus else None
     if args.gpus and not gpus:
         sys.exit("error: --gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
-    points = [(name, overrides) for name in names for overrides in grid(name, args.overrides)]
+    points = [(name, overrides) for name in names
+              for overrides in (planned(name) if args.plan else grid(name, args.overrides))]
+    hardware = torch.cuda.get_device_name(0) if gpus else "cpu"
+    done = {name: recorded(name, hardware) for name in names}
     todo = []
     for name, overrides in points:
-        state = status(run_dir(name, overrides))
+        state = status(run_dir(name, overrides), done[name])
         label = f"{name} " if len(names) > 1 else ""
         print(f"[{state:6s}] {label}{' '.join(overrides)}")
         if state != "done":
@@ -142,7 +207,7 @@ def main():
     if args.launcher == "slurm":
         sys.exit(max(subprocess.call(slurm_command(name, args.overrides), cwd=ROOT) for name in names))
     width = 1 if args.launcher == "local" else args.jobs
-    failures = launch_parallel(todo, width, gpus)
+    failures = launch_parallel(todo, width, gpus, None if args.no_record else record)
     print(f"{len(todo) - failures} runs ended cleanly, {failures} failed (see the logs folder)")
     sys.exit(1 if failures else 0)
 
