@@ -3,6 +3,7 @@
     python scripts/figures.py NAME                 # add multirun/NAME's new runs, then build
     python scripts/figures.py NAME --from-wandb ENTITY/PROJECT   # collect from W&B instead
     python scripts/figures.py NAME --no-collect    # rebuild from the committed tables alone
+    python scripts/figures.py --glance             # results/README.md's 'Claims at a glance'
 
 Writes results/NAME/{runs.csv, curves.csv, skipped.csv, table.md, *.png, *.pdf,
 collection.json}. Collecting adds runs to the committed tables and never drops or rewrites one
@@ -15,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from repro.figures import FIGURES, build
+from repro.figures import FIGURES, build, write_glance
 from repro.ledger import LedgerConflict, collect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +24,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=sorted(FIGURES))
+    parser.add_argument("name", nargs="?", choices=sorted(FIGURES))
+    parser.add_argument("--glance", action="store_true",
+                        help="rewrite results/README.md's 'Claims at a glance' from every folder's tables")
     parser.add_argument("--no-collect", action="store_true", help="use the committed tables")
     parser.add_argument("--from-wandb", metavar="ENTITY/PROJECT")
     parser.add_argument("--source", type=Path, help="run directories (default multirun/NAME)")
     parser.add_argument("--out", type=Path, help="default results/NAME")
     args = parser.parse_args()
+    if args.glance:
+        write_glance(ROOT / "results")
+        return
+    if args.name is None:
+        parser.error("name an experiment, or give --glance")
     out = args.out or ROOT / "results" / args.name
     if not args.no_collect:
         try:

@@ -40,6 +40,7 @@ from repro.train import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MULTIRUN = ROOT / "multirun"
+RESULTS = ROOT / "results"
 
 
 def grid(name: str, extra: list[str]) -> list[list[str]]:
@@ -74,7 +75,7 @@ def drop_configs() -> dict:
 def planned(name: str) -> list[list[str]]:
     """The grid points results/NAME/plan.json asks for, seed by seed (each seed's methods
     together, so that pairs complete together): method m runs seeds 0 .. plan[m] - 1."""
-    plan = read_plan(ROOT / "results" / name)
+    plan = read_plan(RESULTS / name)
     if plan is None:
         sys.exit(f"error: results/{name}/plan.json does not exist; write one with "
                  f"python -m repro.plan {name} --write")
@@ -85,7 +86,7 @@ def planned(name: str) -> list[list[str]]:
 
 def recorded(name: str, hardware: str) -> set:
     """Run names results/NAME/runs.csv already holds on this hardware kind (from any machine)."""
-    path = ROOT / "results" / name / "runs.csv"
+    path = RESULTS / name / "runs.csv"
     return {r["run"] for r in read_csv(path) if r.get("hardware") == hardware} if path.is_file() else set()
 
 
@@ -135,7 +136,7 @@ def slurm_command(name: str, overrides: list[str]) -> list[str]:
 def record(name: str) -> None:
     """Add the experiment's newly finished runs to results/NAME and rebuild its table and figures
     (repro.ledger): a run is in the committed tables as soon as it ends, not when the sweep does."""
-    out = ROOT / "results" / name
+    out = RESULTS / name
     try:
         collect(name, MULTIRUN / name, None, out)
         if name in FIGURES:

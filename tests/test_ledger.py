@@ -97,7 +97,7 @@ def test_sweep_records_each_run_in_the_tables_as_it_finishes(tmp_path, monkeypat
     """Each cleanly finished run is in results/NAME before the sweep ends; a failed one is not."""
     sweep = load_script("sweep")
     monkeypatch.setattr(sweep, "MULTIRUN", tmp_path / "multirun")
-    monkeypatch.setattr(sweep, "ROOT", tmp_path)
+    monkeypatch.setattr(sweep, "RESULTS", tmp_path / "results")
     seen = []
 
     def command(name, overrides):

@@ -211,6 +211,7 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
     assert sweep.grid("dynamics", ["drop.rate=0.0"]) == [
         ["drop.rate=0.0", f"seed={s}"] for s in range(3)] == sweep.grid("dynamics", [])[:3]
     monkeypatch.setattr(sweep, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(sweep, "RESULTS", tmp_path / "results")
     done = sweep.run_dir("dynamics", points[0])
     done.mkdir(parents=True)
     (done / "COMPLETE").write_text("{}")
@@ -242,6 +243,7 @@ def test_parallel_jobs_are_pinned():
 def test_several_experiments_queue_into_one_sweep(capsys, monkeypatch, tmp_path):
     sweep = load_script("sweep")
     monkeypatch.setattr(sweep, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(sweep, "RESULTS", tmp_path / "results")
     monkeypatch.setattr("sys.argv", ["sweep", "ablation_rate,ablation_cutoff", "--dry-run"])
     sweep.main()
     out = capsys.readouterr().out.splitlines()

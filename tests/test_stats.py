@@ -88,3 +88,11 @@ def test_plan_refuses_a_pilot_without_pairs():
         make_plan("early_regime", runs, "cpu", 15)
     with pytest.raises(ValueError, match="no pilot runs on hardware 'gpu'"):
         make_plan("early_regime", runs, "gpu", 15)
+
+
+def test_claims_at_a_glance_matches_the_committed_tables():
+    from repro.figures import GLANCE_END, GLANCE_START, glance
+    text = (ROOT / "results" / "README.md").read_text()
+    section = text.split(GLANCE_START, 1)[1].split(GLANCE_END, 1)[0].strip().splitlines()
+    assert section == glance(ROOT / "results")
+    assert sum("`early_regime/`" in line for line in section) == len(CLAIMS["early_regime"])

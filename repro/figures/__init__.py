@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -12,9 +13,34 @@ from repro.results import read_csv
 
 FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
            "dynamics_mixer": dynamics.make, "early_regime": regimes.early, "late_regime": regimes.late,
-           "early_regime_seeds": regimes.early, "late_regime_seeds": regimes.late,
            "ablation_cutoff": ablation.cutoff, "ablation_rate": ablation.rate,
            "ablation_schedule": ablation.schedule, "regime_map": regime_map.make}
+
+# Each results folder's claims as summary rows (claim, verdict, effect, seeds, hardware), in the
+# order results/README.md lists them.
+GLANCE = {"early_regime": partial(regimes.glance, regimes.EARLY),
+          "late_regime": partial(regimes.glance, regimes.LATE),
+          "dynamics": dynamics.glance, "dynamics_mixer": dynamics.glance,
+          "dynamics_drop_path": dynamics.glance,
+          "ablation_cutoff": partial(ablation.glance, key="drop.cutoff_fraction", stem="ablation_cutoff"),
+          "ablation_rate": partial(ablation.glance, key="drop.rate", stem="ablation_rate"),
+          "ablation_schedule": partial(ablation.glance, key="drop.schedule", stem="ablation_schedule")}
+
+
+GLANCE_START, GLANCE_END = "<!-- claims at a glance: start -->", "<!-- claims at a glance: end -->"
+
+
+def glance(results: Path) -> list[str]:
+    """The 'Claims at a glance' table over every results folder GLANCE knows."""
+    lines = ["| claim | verdict | effect (95% CI) | seeds | hardware | folder |", "|---|---|---|---|---|---|"]
+    for name, rows_of in GLANCE.items():
+        folder = results / name
+        if not (folder / "runs.csv").is_file():
+            continue
+        for row in rows_of(read_csv(folder / "runs.csv"), read_csv(folder / "curves.csv"), folder):
+            lines.append(f"| {row['claim']} | {row['verdict']} | {row['effect']} | {row['seeds']} | "
+                         f"{row['hardware']} | `{name}/` |")
+    return lines
 
 
 def build(name: str, out: Path) -> list[str]:
@@ -31,3 +57,15 @@ def build(name: str, out: Path) -> list[str]:
     (out / "table.md").write_text("\n".join(lines) + "\n")
     (out / "figures.json").write_text(json.dumps({"matplotlib": matplotlib.__version__}) + "\n")
     return lines
+
+
+def write_glance(results: Path) -> None:
+    """Replace the table between the glance markers of results/README.md with a fresh one."""
+    readme = results / "README.md"
+    text = readme.read_text()
+    if GLANCE_START not in text or GLANCE_END not in text:
+        raise ValueError(f"{readme} lacks the markers {GLANCE_START} ... {GLANCE_END}; add them where "
+                         "the table belongs")
+    head, rest = text.split(GLANCE_START, 1)
+    tail = rest.split(GLANCE_END, 1)[1]
+    readme.write_text(head + GLANCE_START + "\n" + "\n".join(glance(results)) + "\n" + GLANCE_END + tail)

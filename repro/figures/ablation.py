@@ -9,9 +9,11 @@ from pathlib import Path
 from repro.claims import NONE
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
 from repro.figures.regimes import by_seed
+from repro.ledger import hardware_kinds, one_hardware
 
 
 def make(runs: list[dict], curves: list[dict], out: Path, key: str, stem: str) -> list[str]:
+    one_hardware(runs, stem)
     base = [r for r in runs if (r["drop.kind"], r["drop.mode"]) == NONE]
     swept = [r for r in runs if (r["drop.kind"], r["drop.mode"]) != NONE]
     groups = [("no dropout", base)] if base else []
@@ -39,6 +41,22 @@ def make(runs: list[dict], curves: list[dict], out: Path, key: str, stem: str) -
     save(fig, out, stem)
     return lines + ["", "Means ± 95% t-intervals over seeds; differences paired by seed against no "
                     "dropout (the same initialization and data order)."]
+
+
+def glance(runs: list[dict], curves: list[dict], out: Path, key: str, stem: str) -> list[dict]:
+    """One summary row: the paper's robustness claim over every setting of `key`."""
+    one_hardware(runs, stem)
+    base = by_seed([r for r in runs if (r["drop.kind"], r["drop.mode"]) == NONE], "test_acc")
+    swept = group_by([r for r in runs if (r["drop.kind"], r["drop.mode"]) != NONE], key)
+    results = [paired(by_seed(rows, "test_acc"), base) for _, rows in sorted(swept.items())]
+    verdicts = [verdict(d, h, +1) for d, h, _ in results]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+    diffs = [100 * d for d, _, _ in results]
+    seeds = sorted({n for _, _, n in results})
+    return [{"claim": f"early dropout's gain holds across {key} ({len(results)} settings)",
+             "verdict": counts + " (unplanned)", "effect": f"{min(diffs):+.2f} to {max(diffs):+.2f} pp",
+             "seeds": "-".join(str(n) for n in (seeds[0], seeds[-1])[:len(seeds)]) + " per setting",
+             "hardware": hardware_kinds(runs)[0]}]
 
 
 cutoff = partial(make, key="drop.cutoff_fraction", stem="ablation_cutoff")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
+from repro.ledger import hardware_kinds, one_hardware
 
 PANELS = (("grad_norm", "gradient norm"), ("model_distance", "distance from init"),
           ("grad_direction_variance", "direction variance"),
@@ -24,7 +25,7 @@ CLAIMS = (("grad_norm", "early", -1, "smaller gradient norm with dropout"),
 
 def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
     analysis = [r for r in curves if r["event"] == "analysis"]
-    by_rate = group_by(analysis, "drop.rate")
+    by_rate = group_by(one_hardware(analysis, "dynamics"), "drop.rate")
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (key, title) in zip(axes.flat, PANELS):
         for (rate,), rows in sorted(by_rate.items()):
@@ -60,16 +61,41 @@ def claims_table(by_rate: dict) -> list[str]:
             d, h, _ = paired(a, b)
             cells.append(fmt(d, h, digits=4))
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    windows = {"early": [s for s in steps if s <= 100], "late": steps[-2:]}
+    windows = phase_windows(steps)
     lines += ["", f"Verdicts (per seed, the mean over the phase's steps: early {windows['early']}, "
               f"late {windows['late']}; then paired over seeds):", ""]
+    for row in claim_rows(by_rate):
+        lines.append(f"- {row['claim']} ({row['metric']}, {row['phase']}): difference {row['effect']} "
+                     f"over {row['seeds']} seeds: **{row['verdict']}**")
+    return lines
+
+
+def phase_windows(steps: list[int]) -> dict:
+    """early: measured steps <= 100; late: the last two measured steps."""
+    return {"early": [s for s in steps if s <= 100], "late": steps[-2:]}
+
+
+def claim_rows(by_rate: dict) -> list[dict]:
+    """Each claim's paired difference (highest rate minus lowest) and verdict."""
+    rates = sorted(by_rate)
+    low, high = by_rate[rates[0]], by_rate[rates[-1]]
+    windows = phase_windows(sorted({r["step"] for r in high} & {r["step"] for r in low} - {0}))
+    rows = []
     for key, phase, sign, claim in CLAIMS:
         a = {seed: mean_over(high, key, seed, windows[phase]) for seed in {r["seed"] for r in high}}
         b = {seed: mean_over(low, key, seed, windows[phase]) for seed in {r["seed"] for r in low}}
         d, h, n = paired(a, b)
-        lines.append(f"- {claim} ({key}, {phase}): difference {fmt(d, h, digits=4)} over {n} "
-                     f"seeds: **{verdict(d, h, sign)}**")
-    return lines
+        rows.append({"claim": claim, "metric": key, "phase": phase, "effect": fmt(d, h, digits=4),
+                     "seeds": n, "verdict": verdict(d, h, sign)})
+    return rows
+
+
+def glance(runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
+    analysis = [r for r in curves if r["event"] == "analysis"]
+    kinds = hardware_kinds(analysis)
+    rows = claim_rows(group_by(one_hardware(analysis, "dynamics"), "drop.rate"))
+    return [{"claim": f"{r['claim']} ({r['metric']}, {r['phase']})", "verdict": r["verdict"] + " (unplanned)",
+             "effect": r["effect"], "seeds": str(r["seeds"]), "hardware": kinds[0]} for r in rows]
 
 
 def mean_over(rows: list[dict], key: str, seed, steps: list[int]) -> float:

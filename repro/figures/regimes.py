@@ -99,6 +99,31 @@ def planned_lines(regime: Regime, methods: dict, plan: dict) -> list[str]:
     return lines + [""]
 
 
+def glance(regime: Regime, runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
+    """One row per claim for results/README.md's summary: the pre-registered verdict where the
+    folder has a plan, else the unplanned one, with the effect and its interval."""
+    plan = read_plan(out)
+    kind = primary_kind(runs, plan)
+    methods = group_by(rows_on(runs, kind), "drop.kind", "drop.mode")
+    planned = {c["claim"]: c for c in plan["comparisons"]} if plan else {}
+    rows = []
+    for claim in regime.claims:
+        scale, digits = scale_of(claim.metric)
+        unit = " pp" if scale == 100 else ""
+        c = planned.get(claim.text)
+        if c:
+            d, h, n = claim_diff(claim, methods, c["seeds"])
+            total = claim_diff(claim, methods)[2]
+            judged = planned_verdict(d, h, n, c["seeds"], c["margin"], claim.sign)
+            rows.append({"claim": claim.text, "verdict": judged, "effect": fmt(d, h, scale, digits) + unit,
+                         "seeds": f"{total} / {c['seeds']} planned", "hardware": kind})
+        else:
+            d, h, n = claim_diff(claim, methods)
+            rows.append({"claim": claim.text, "verdict": verdict(d, h, claim.sign) + " (unplanned)",
+                         "effect": fmt(d, h, scale, digits) + unit, "seeds": str(n), "hardware": kind})
+    return rows
+
+
 def primary_kind(runs: list[dict], plan: dict | None):
     """The hardware kind the tables pair within: the plan's, else the one with most runs."""
     return plan["hardware"] if plan else hardware_kinds(runs)[0]
