@@ -1,6 +1,6 @@
 """Drop-rate schedules (standard / early / late) and writing a rate into a model's modules.
 
-`drop_schedule` follows the official code's semantics exactly (PAPER.md section 2): one value per
+`drop_schedule` follows the official code's semantics exactly (docs/paper.md section 2): one value per
 optimizer step. `DropController` writes the value of the current step into every dropout site or,
 for stochastic depth, into every block's DropPath scaled by the linear depth rule.
 """

@@ -20,6 +20,9 @@ from repro.run import run
 # launcher's config cache) resolve the same directory and resume there.
 PROCESS_TOKEN = f"{os.getpid()}-{secrets.token_hex(2)}"
 OmegaConf.register_new_resolver("uid", lambda: PROCESS_TOKEN, replace=True, use_cache=True)
+# Integer division, at least 1: configs that couple two settings, e.g. epochs that grow as the
+# training set shrinks (`${idiv:180000,${data.train_subset}}`: the same number of steps).
+OmegaConf.register_new_resolver("idiv", lambda a, b: max(1, int(a) // int(b)), replace=True)
 
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -108,3 +108,11 @@ def test_unknown_group_option_is_rejected_by_hydra():
     from hydra.errors import MissingConfigException
     with pytest.raises(MissingConfigException, match="vit_huge"):
         make_cfg("model=vit_huge")
+
+
+@pytest.mark.parametrize("subset, epochs, eval_every", [(1000, 180, 60), (6000, 30, 10), (60000, 3, 1)])
+def test_regime_map_steps_gives_every_cell_the_same_number_of_steps(subset, epochs, eval_every):
+    cfg = make_cfg("experiment=regime_map_steps", f"data.train_subset={subset}")
+    validate(cfg)
+    assert (cfg.train.epochs, cfg.train.eval_every) == (epochs, eval_every)
+    assert epochs * subset == 180000 and not cfg.data.hflip and cfg.data.crop_padding == 0

@@ -1,4 +1,4 @@
-"""The paper's training-dynamics metrics (PAPER.md section 4) for any nn.Module and loss.
+"""The paper's training-dynamics metrics (docs/paper.md section 4) for any nn.Module and loss.
 
 `metrics`: pure maths on flattened gradients. `gradients`: computing mini-batch and whole-set
 gradients at a frozen model without side effects. `probe`: measuring during training.

@@ -13,12 +13,14 @@ from repro.results import read_csv
 
 FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
            "dynamics_mixer": dynamics.make, "early_regime": regimes.early, "late_regime": regimes.late,
+           "early_regime_long": regimes.early_long, "regime_map_steps": regime_map.make,
            "ablation_cutoff": ablation.cutoff, "ablation_rate": ablation.rate,
            "ablation_schedule": ablation.schedule, "regime_map": regime_map.make}
 
 # Each results folder's claims as summary rows (claim, verdict, effect, seeds, hardware), in the
 # order results/README.md lists them.
 GLANCE = {"early_regime": partial(regimes.glance, regimes.EARLY),
+          "early_regime_long": partial(regimes.glance, regimes.EARLY_LONG),
           "late_regime": partial(regimes.glance, regimes.LATE),
           "dynamics": dynamics.glance, "dynamics_mixer": dynamics.glance,
           "dynamics_drop_path": dynamics.glance,

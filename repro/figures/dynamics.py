@@ -13,7 +13,7 @@ PANELS = (("grad_norm", "gradient norm"), ("model_distance", "distance from init
           ("grad_direction_error", "direction error"), ("bias", "bias ||mean g - g_hat||"),
           ("variance", "variance mean ||g - mean g||^2"))
 METRICS = ("grad_norm", "model_distance", "grad_direction_variance", "grad_direction_error")
-# PAPER.md section 4: (metric, phase, claimed sign of (with drop) - (without), claim).
+# docs/paper.md section 4: (metric, phase, claimed sign of (with drop) - (without), claim).
 # early: measured steps <= 100; late: the last two measured steps.
 CLAIMS = (("grad_norm", "early", -1, "smaller gradient norm with dropout"),
           ("model_distance", "late", +1, "larger distance from initialization with dropout"),

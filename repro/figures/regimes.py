@@ -35,6 +35,11 @@ EARLY = Regime(
              paper.EARLY_DROPOUT: "early dropout", paper.EARLY_DROP_PATH: "early s.d."},
     claims=paper.EARLY, curves=(NONE, paper.EARLY_DROPOUT), cutoff_method=paper.EARLY_DROPOUT)
 
+EARLY_LONG = Regime(
+    stem="early_regime", methods={NONE: "no dropout", paper.EARLY_DROPOUT: "early dropout"},
+    claims=paper.CLAIMS["early_regime_long"], curves=(NONE, paper.EARLY_DROPOUT),
+    cutoff_method=paper.EARLY_DROPOUT)
+
 LATE = Regime(
     stem="late_regime",
     methods={NONE: "no s.d.", paper.DROP_PATH: "standard s.d.", paper.LATE_DROP_PATH: "late s.d."},
@@ -209,6 +214,10 @@ def make(regime: Regime, runs: list[dict], curves: list[dict], out: Path) -> lis
 
 def early(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
     return make(EARLY, runs, curves, out)
+
+
+def early_long(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
+    return make(EARLY_LONG, runs, curves, out)
 
 
 def late(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
