@@ -45,6 +45,10 @@ class ModelConfig:
     num_heads: Optional[int] = None     # vit
     mlp_ratio: float = 4.0
     head_dropout: float = 0.0
+    depths: Optional[list[int]] = None  # swin, convnext: blocks per stage
+    dims: Optional[list[int]] = None    # convnext: width per stage
+    stage_heads: Optional[list[int]] = None   # swin: attention heads per stage
+    window_size: Optional[int] = None   # swin
     hidden: Optional[list[int]] = None  # mlp
     hidden_dropout: Optional[list[float]] = None
     init_std: float = 0.01

@@ -8,15 +8,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch.nn as nn
+from timm.models.convnext import ConvNeXt
 from timm.models.mlp_mixer import MlpMixer
+from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
 ARCHS: dict[str, Callable[..., nn.Module]] = {}
+DROP_KINDS: dict[str, tuple[str, ...]] = {}     # the drop kinds each arch has sites for
 
 
-def register(name: str):
+def register(name: str, drop_kinds: tuple[str, ...] = ("none", "dropout", "drop_path")):
     def add(builder):
         ARCHS[name] = builder
+        DROP_KINDS[name] = drop_kinds
         return builder
     return add
 
@@ -31,8 +35,13 @@ def build_model(cfg, *, num_classes: int, in_chans: int, img_size: int,
 
 
 def residual_blocks(model: nn.Module) -> list[nn.Module]:
-    """The residual blocks that stochastic depth drops (timm keeps them in `model.blocks`)."""
-    return list(getattr(model, "blocks", []))
+    """The residual blocks that stochastic depth drops, in depth order across stages: timm keeps
+    them in `model.blocks` (ViT, Mixer), `model.layers[i].blocks` (Swin) or `model.stages[i].blocks`
+    (ConvNeXt). The linear depth rule runs over all of them, as in the official code."""
+    if hasattr(model, "blocks"):
+        return list(model.blocks)
+    stages = getattr(model, "layers", None) or getattr(model, "stages", None) or []
+    return [block for stage in stages for block in getattr(stage, "blocks", [])]
 
 
 @register("vit")
@@ -54,7 +63,29 @@ def mixer(cfg, *, num_classes, in_chans, img_size, dropout, drop_path):
         proj_drop_rate=dropout, drop_path_rate=drop_path)
 
 
-@register("mlp")
+@register("swin")
+def swin(cfg, *, num_classes, in_chans, img_size, dropout, drop_path):
+    """timm SwinTransformer; dropout at the attention, projection and MLP sites (timm's Swin has
+    no absolute position embedding, hence no position dropout)."""
+    return SwinTransformer(
+        img_size=img_size, patch_size=cfg.patch_size, window_size=cfg.window_size, in_chans=in_chans,
+        num_classes=num_classes, embed_dim=cfg.embed_dim, depths=tuple(cfg.depths),
+        num_heads=tuple(cfg.stage_heads), mlp_ratio=cfg.mlp_ratio, drop_rate=cfg.head_dropout,
+        proj_drop_rate=dropout, attn_drop_rate=dropout, drop_path_rate=drop_path)
+
+
+@register("convnext", drop_kinds=("none", "drop_path"))
+def convnext(cfg, *, num_classes, in_chans, img_size, dropout, drop_path):
+    """timm ConvNeXt; stochastic depth only, as the official code schedules it (docs/paper.md
+    section 9): its only dropout is the head's."""
+    if dropout:
+        raise ValueError("model.arch=convnext has no dropout sites to schedule (the official code "
+                         "uses stochastic depth only); use drop.kind=drop_path")
+    return ConvNeXt(in_chans=in_chans, num_classes=num_classes, depths=tuple(cfg.depths),
+                    dims=tuple(cfg.dims), drop_rate=cfg.head_dropout, drop_path_rate=drop_path)
+
+
+@register("mlp", drop_kinds=("none", "dropout"))
 def mlp(cfg, *, num_classes, in_chans, img_size, dropout, drop_path):
     """The classic ReLU MLP with dropout after each hidden layer, weights N(0, init_std)."""
     rates = list(cfg.hidden_dropout)

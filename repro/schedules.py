@@ -69,13 +69,14 @@ def depth_scales(num_blocks: int) -> np.ndarray:
 class DropController:
     """Writes a scheduled rate into a model before each optimizer step.
 
-    kind="dropout": every `nn.Dropout` except those whose name ends with one of `exclude`
-    (the classifier-head dropout by default). kind="drop_path": every DropPath of block i gets
-    `rate * i / (L - 1)`. Build the model with the schedule's maximum so that every site exists.
+    kind="dropout": every `nn.Dropout` except those whose name ends with one of `exclude` (the
+    classifier-head dropout by default: `head_drop` in ViT / Mixer, `head.drop` in Swin /
+    ConvNeXt). kind="drop_path": every DropPath of block i of L gets `rate * i / (L - 1)`. Build
+    the model with the schedule's maximum so that every site exists.
     """
 
     def __init__(self, model: nn.Module, kind: str, blocks: list[nn.Module] | None = None,
-                 exclude: tuple[str, ...] = ("head_drop",)):
+                 exclude: tuple[str, ...] = ("head_drop", "head.drop")):
         if kind not in KINDS:
             raise ValueError(f"drop.kind={kind!r} is not one of {KINDS}")
         self.kind = kind

@@ -10,7 +10,7 @@ from timm.optim import list_optimizers
 from repro.config import check_schema
 from repro.data import DATASETS
 from repro.errors import ConfigError
-from repro.models import ARCHS
+from repro.models import ARCHS, DROP_KINDS
 from repro.schedules import KINDS, MODES, SCHEDULES
 
 LOGGER_MODES = ("offline", "online", "disabled")
@@ -78,6 +78,15 @@ def check_model(cfg) -> None:
     m, data = cfg.model, cfg.data
     require(m.arch in ARCHS, f"model.arch={m.arch!r} is unknown; choose one of {sorted(ARCHS)} "
             "(or pick a config from conf/model/)")
+    require(cfg.drop.kind in DROP_KINDS[m.arch],
+            f"drop.kind={cfg.drop.kind} has no sites in model.arch={m.arch} (it supports "
+            f"{list(DROP_KINDS[m.arch])}); choose one of those")
+    if m.arch == "swin":
+        grid = data.img_size // m.patch_size
+        stride = m.window_size * 2 ** (len(m.depths) - 1)
+        require(data.img_size % m.patch_size == 0 and grid % stride == 0,
+                f"model.arch=swin needs data.img_size / model.patch_size divisible by model.window_size * "
+                f"2^(stages - 1) = {stride}; got {data.img_size} / {m.patch_size}: change data.img_size")
     require(not cfg.train.get("grad_checkpointing") or m.arch != "mlp",
             "train.grad_checkpointing=true needs a block model; model.arch=mlp has no blocks")
     if m.get("patch_size") is not None:

@@ -14,6 +14,9 @@ PARTNERS = {("model", "vit_tiny"): ["data=imagenet_subset", "data.img_size=224"]
             ("model", "vit_base"): ["data=imagenet_subset", "data.img_size=224"],
             ("model", "mixer_s32"): ["data=imagenet_subset", "data.img_size=224"],
             ("model", "mixer_b16"): ["data=imagenet_subset", "data.img_size=224"],
+            ("model", "swin_femto"): ["data=imagenet_subset", "data.img_size=224"],
+            ("model", "convnext_femto"): ["data=imagenet_subset", "data.img_size=224",
+                                          "drop=early_drop_path"],
             ("data", "cifar10"): ["model.patch_size=4"], ("data", "cifar100"): ["model.patch_size=4"],
             ("data", "imagenet_subset"): ["model.patch_size=8"]}
 
@@ -94,6 +97,9 @@ BAD = [
     (["analysis.mode=live"], "no step is selected"),
     (["analysis.full_subset=0"], "analysis.full_subset=0"),
     (["model=mlp", "train.grad_checkpointing=true"], "train.grad_checkpointing=true needs a block model"),
+    (["model=convnext_femto", "data=imagenet_subset", "data.img_size=224"],
+     "drop.kind=dropout has no sites in model.arch=convnext"),
+    (["model=swin_femto", "data=imagenet_subset", "data.img_size=192"], "2^(stages - 1) = 56"),
 ]
 
 

@@ -81,3 +81,66 @@ def test_mlp_is_the_classic_network():
 def test_unknown_arch_names_the_choices():
     with pytest.raises(ValueError, match="model.arch='resnet'.*mixer"):
         build_model(OmegaConf.create({"arch": "resnet"}), num_classes=2, in_chans=1, img_size=8)
+
+
+def small(arch: str, **rates):
+    """A few-block Swin or ConvNeXt on 32-px RGB images, fast enough for per-layer tests."""
+    cfg = {"swin": dict(arch="swin", patch_size=2, window_size=2, embed_dim=8, depths=[1, 1, 2, 1],
+                        stage_heads=[1, 1, 2, 2], mlp_ratio=2.0, head_dropout=0.0),
+           "convnext": dict(arch="convnext", depths=[1, 1, 2, 1], dims=[8, 8, 16, 16], head_dropout=0.0)}
+    return build_model(OmegaConf.create(cfg[arch]), num_classes=5, in_chans=3, img_size=32, **rates)
+
+
+RGB = torch.randn(4, 3, 32, 32)
+
+
+@pytest.mark.parametrize("arch, kind", [("swin", "dropout"), ("swin", "drop_path"),
+                                        ("convnext", "drop_path")])
+def test_swin_and_convnext_sites_follow_the_schedule(arch, kind):
+    """Train-mode output is random iff the scheduled rate is > 0; eval mode never depends on it."""
+    torch.manual_seed(0)
+    model = small(arch, **{kind: 0.5})
+    ctl = DropController(model, kind, residual_blocks(model))
+    with torch.no_grad():
+        model.eval()
+        reference = model.forward_features(RGB)
+        for rate in (0.5, 0.0):
+            ctl.apply(rate)
+            model.train()
+            a, b = model.forward_features(RGB), model.forward_features(RGB)
+            assert torch.equal(a, b) == (rate == 0), rate
+            model.eval()
+            assert torch.equal(model.forward_features(RGB), reference)
+
+
+@pytest.mark.parametrize("arch", ["swin", "convnext"])
+def test_drop_path_depth_rule_runs_over_all_stages(arch):
+    model = small(arch, drop_path=0.5)
+    blocks = residual_blocks(model)
+    assert len(blocks) == 5                                  # 1 + 1 + 2 + 1 across the stages
+    DropController(model, "drop_path", blocks).apply(0.4)
+    for i, block in enumerate(blocks):
+        probs = [m.drop_prob for m in block.modules() if isinstance(m, DropPath)]
+        assert probs or i == 0                               # block 0: rate 0, timm's Identity
+        assert all(p == pytest.approx(0.4 * i / 4) for p in probs)
+
+
+def test_swin_dropout_sites_are_attention_projection_and_mlp():
+    model = small("swin", dropout=0.1)
+    ctl = DropController(model, "dropout")
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if any(m is s for s, _ in ctl.sites)}
+    assert names == {"attn_drop", "proj_drop", "drop1", "drop2"} and len(ctl.sites) == 5 * 4
+
+
+def test_convnext_has_no_dropout_sites():
+    with pytest.raises(ValueError, match="stochastic depth only"):
+        small("convnext", dropout=0.1)
+
+
+@pytest.mark.parametrize("name, params", [("swin_femto", 5.13e6), ("convnext_femto", 5.22e6)])
+def test_femto_models_have_the_papers_size(name, params):
+    from conftest import CONF
+    cfg = OmegaConf.load(CONF / "model" / f"{name}.yaml")
+    model = build_model(cfg, num_classes=1000, in_chans=3, img_size=224, drop_path=0.1)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(params, rel=0.05)
+    assert len(residual_blocks(model)) == 12
