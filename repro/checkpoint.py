@@ -13,12 +13,14 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from repro.errors import DataError
+
 # Keys that may change between a run and its resumption without changing the result.
 RESUME_FREE_KEYS = ("logger", "train.progress", "train.resume", "threads")
 DIGEST = 32  # bytes of the SHA-256 trailer
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(DataError):
     """No readable checkpoint although one exists: the message says which and what to do."""
 
 
@@ -86,5 +88,6 @@ def load(path: Path, map_location="cpu") -> dict | None:
         return state
     if errors:
         raise CheckpointError("; ".join(errors) + ". No whole checkpoint is left: delete them to "
-                              "restart the run from scratch, or choose another hydra.run.dir")
+                              "restart the run from scratch (or set train.resume=false), or choose "
+                              "another hydra.run.dir")
     return None

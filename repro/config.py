@@ -29,6 +29,12 @@ class DataConfig:
     class_list: Optional[str] = None    # imagenet_subset
     cache_dir: Optional[str] = None
     workers: int = 4
+    auto_augment: Optional[str] = None  # a timm policy (rand-m9-mstd0.5-inc1): per-image, in workers
+    rrc_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])   # with auto_augment / imagenet
+    interpolation: str = "bicubic"
+    random_erasing: float = 0.0
+    crop_pct: float = 0.875
+    bad_images: str = "error"           # imagenet: error or skip
     seed: int = 0                       # synthetic
     num_train: int = 512
     num_test: int = 256
@@ -137,6 +143,14 @@ class Config:
     device: str = "auto"
     threads: Optional[int] = None
     hydra: Any = None                   # present when composed with Hydra's own config
+
+
+def register_schemas() -> None:
+    """Put the data schema in Hydra's ConfigStore as `data/schema`: every conf/data file starts
+    from it (`defaults: [schema, _self_]`), so a dataset states only what differs from the
+    defaults above, and Hydra checks types and unknown keys when it composes."""
+    from hydra.core.config_store import ConfigStore
+    ConfigStore.instance().store(group="data", name="schema", node=DataConfig)
 
 
 def check_schema(cfg) -> None:

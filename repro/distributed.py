@@ -55,6 +55,12 @@ def export_slurm_env() -> None:
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
+def launch_rank() -> int:
+    """This process's rank as its launcher (torchrun, SLURM) sets it, before any process group."""
+    export_slurm_env()
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device_name: str) -> tuple[World, torch.device]:
     """Join the process group torchrun (or SLURM) describes (WORLD_SIZE, RANK, LOCAL_RANK) and
     pick this process's device: its own GPU, else the CPU."""

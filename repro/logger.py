@@ -1,4 +1,5 @@
-"""Run metrics: `metrics.jsonl` is the source of truth; W&B, when on, mirrors it.
+"""Run records: `metrics.jsonl` is the source of truth; W&B, when on, mirrors it; `train.log`
+holds the run's messages.
 
 One JSON line per event (`train`, `eval`, ...) with its optimizer step. A W&B failure never stops
 training: it is reported once and the mirror switches itself off.
@@ -6,8 +7,29 @@ training: it is reported once and the mirror switches itself off.
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+
+MESSAGES = logging.getLogger("repro")
+
+
+@contextmanager
+def run_messages(path: Path | None):
+    """While a run lasts, repro's messages from INFO up, also appended with their time to `path`
+    (the run's train.log); with no path (ranks > 0) warnings only, so that one rank speaks."""
+    MESSAGES.setLevel(logging.INFO if path else logging.WARNING)
+    handler = logging.FileHandler(path) if path else logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    MESSAGES.addHandler(handler)
+    try:
+        yield
+    finally:
+        MESSAGES.removeHandler(handler)
+        handler.close()
+        MESSAGES.setLevel(logging.NOTSET)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -27,26 +49,40 @@ class MetricsLog:
         self.path = path
         self.file = open(path, "a") if path is not None else None
         self.wandb_run = wandb_run
+        # W&B takes no step below the one its run starts at: 0 offline, the server's next online
+        self.mirror_from = getattr(wandb_run, "step", 0)
 
     def tell(self) -> int:
         return self.file.tell() if self.file else 0
 
-    def truncate(self, offset: int) -> None:
-        """Drop events logged after a checkpoint, when resuming from it."""
-        if self.file:
-            self.file.truncate(offset)
-            self.file.seek(offset)
+    def resume_at(self, offset: int) -> None:
+        """Continue from a checkpoint's `offset`: drop the events logged after it (training logs
+        them again) and mirror the kept ones W&B lacks (all of them offline: each launch's
+        offline run is whole, and supersedes the earlier launches')."""
+        if self.file is None:
+            return
+        self.file.truncate(offset)
+        self.file.seek(offset)
+        with open(self.path) as f:
+            for line in f:
+                self.mirror(json.loads(line))
 
     def log(self, event: str, step: int, **values) -> None:
         if self.file is None:
             return
-        self.file.write(json.dumps({"event": event, "step": step, **values}) + "\n")
+        row = {"event": event, "step": step, **values}
+        self.file.write(json.dumps(row) + "\n")
         self.file.flush()
-        if self.wandb_run is not None:
-            try:
-                self.wandb_run.log({f"{event}/{k}": v for k, v in values.items()}, step=step)
-            except Exception as err:
-                self.mirror_failed(err)
+        self.mirror(row)
+
+    def mirror(self, row: dict) -> None:
+        if self.wandb_run is None or row["step"] < self.mirror_from:
+            return
+        values = {f"{row['event']}/{k}": v for k, v in row.items() if k not in ("event", "step")}
+        try:
+            self.wandb_run.log(values, step=row["step"])
+        except Exception as err:
+            self.mirror_failed(err)
 
     def mirror_failed(self, err: Exception) -> None:
         warnings.warn(f"W&B logging failed ({err}); continuing with metrics.jsonl only")
@@ -63,12 +99,15 @@ class MetricsLog:
 
 
 def start_wandb(cfg_logger, config: dict, run_dir: Path, run_id: str, tags: list[str]):
-    """An offline / online W&B run for this run directory, or None (disabled, or it failed)."""
+    """An offline / online W&B run for this run directory, or None (disabled, or it failed).
+    Offline, the earlier launches' runs are deleted once this one starts: it gets their events
+    again from metrics.jsonl, and syncing both would log them twice."""
     if cfg_logger.mode == "disabled":
         return None
+    earlier = list((run_dir / "wandb").glob("offline-run-*")) if cfg_logger.mode == "offline" else []
     try:
         import wandb
-        return wandb.init(
+        run = wandb.init(
             project=cfg_logger.project, entity=cfg_logger.get("entity"),
             group=cfg_logger.get("group"), tags=tags, config=flatten(config),
             name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir),
@@ -76,3 +115,6 @@ def start_wandb(cfg_logger, config: dict, run_dir: Path, run_id: str, tags: list
     except Exception as err:
         warnings.warn(f"W&B could not start ({err}); continuing with metrics.jsonl only")
         return None
+    for folder in earlier:
+        shutil.rmtree(folder, ignore_errors=True)
+    return run

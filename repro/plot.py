@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -15,15 +16,17 @@ def read_metrics(run_dir: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def plot_run(run_dir: Path) -> Path:
+def plot_run(run_dir: Path, rates) -> Path:
+    """Plot `run_dir`'s metrics and `rates`, the drop rate of every optimizer step: the schedule
+    itself, since train events sample it only every train.log_every steps, after the first."""
     events = read_metrics(run_dir)
     train = [e for e in events if e["event"] == "train"]
     evals = [e for e in events if e["event"] == "eval"]
-    panels = [("train loss", train, "loss"), ("test accuracy", evals, "test_acc"),
-              ("drop rate", train, "drop_rate")]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, (title, rows, key) in zip(axes, panels):
-        ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="." if rows is evals else None)
+    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train])
+    axes[1].plot([r["step"] for r in evals], [r["test_acc"] for r in evals], marker=".")
+    axes[2].plot(np.arange(1, len(rates) + 1), rates)       # step s runs at rates[s - 1]
+    for ax, title in zip(axes, ("train loss", "test accuracy", "drop rate")):
         ax.set_title(title)
         ax.set_xlabel("step")
     if evals:

@@ -25,6 +25,12 @@ FINAL_KEYS = ("test_acc", "test_loss", "train_full_acc", "train_full_loss", "bes
 EVENT_KEYS = ("loss", "lr", "drop_rate", "test_acc", "test_loss", "train_full_acc", "train_full_loss",
               "grad_norm", "full_grad_norm", "model_distance", "grad_direction_variance",
               "grad_direction_error", "bias", "variance", "update_cosine")
+# Analysis records only some runs log (repro.analysis.probe): columns only where logged, so the
+# tables of experiments without them keep their columns.
+OPTIONAL_KEYS = ("batch_size", "train_batch_size", "noise_to_signal", "grad_noise", "grad_signal",
+                 "full_grad_error", *(f"masks_off/{k}" for k in (
+                     "grad_norm", "grad_direction_variance", "grad_direction_error", "bias", "variance",
+                     "noise_to_signal", "grad_noise", "grad_signal")))
 
 
 def sha256_file(path: Path) -> str:
@@ -74,7 +80,7 @@ def tidy(run: str, config: dict, events: list[dict]) -> tuple[dict, list[dict]]:
     final = {k: evals[-1].get(k) for k in FINAL_KEYS if evals} if evals else {}
     final["steps"] = max((e["step"] for e in events), default=0)
     rows = [{"run": run, **keys, "event": e["event"], "step": e["step"], "epoch": e.get("epoch"),
-             **{k: e.get(k) for k in EVENT_KEYS}}
+             **{k: e.get(k) for k in EVENT_KEYS}, **{k: e[k] for k in OPTIONAL_KEYS if k in e}}
             for e in events if e["event"] in ("train", "eval", "analysis")]
     return {"run": run, **keys, **final}, rows
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 from pathlib import Path
 
 import hydra
@@ -11,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from repro import distributed
-from repro.errors import ConfigError, DataError
+from repro import distributed, rundir
+from repro.config import register_schemas
+from repro.errors import ConfigError, DataError, refuse
 from repro.run import run
 
 # A token for run directory names, so jobs started in the same second never collide. Cached in
@@ -26,6 +26,7 @@ OmegaConf.register_new_resolver("idiv", lambda a, b: max(1, int(a) // int(b)), r
 
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+register_schemas()
 
 
 def compose_config(overrides=(), hydra_node: bool = False) -> DictConfig:
@@ -35,22 +36,25 @@ def compose_config(overrides=(), hydra_node: bool = False) -> DictConfig:
         return compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def hydra_record(cfg: DictConfig) -> dict[str, str]:
+    """Hydra's own record of the launch (.hydra/), which Hydra is told not to write itself
+    (hydra.output_subdir: null) so that a refused launch changes nothing."""
+    hydra_cfg = HydraConfig.get()
+    return {".hydra/config.yaml": OmegaConf.to_yaml(cfg),
+            ".hydra/hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})),
+            ".hydra/overrides.yaml": OmegaConf.to_yaml(hydra_cfg.overrides.task)}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")   # absolute: repro-train too
 def main(cfg: DictConfig) -> float | None:
-    run_dir = HydraConfig.get().runtime.output_dir
     try:
-        summary = run(cfg, run_dir)
+        summary = run(cfg, HydraConfig.get().runtime.output_dir, hydra_record(cfg))
     except (ConfigError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        refuse(err)
     finally:
+        rundir.remove_created()          # a refused run leaves no folder behind
         distributed.teardown()
-    if "interrupted" in summary:
-        return None
-    print(f"run directory: {run_dir}\n  metrics.jsonl, checkpoint.pt, plot.png, summary.json\n"
-          f"  test accuracy {summary['test_acc']:.4f}, full-model train loss "
-          f"{summary['train_full_loss']:.4f}")
-    return summary["test_acc"]
+    return None if "interrupted" in summary else summary["test_acc"]
 
 
 if __name__ == "__main__":

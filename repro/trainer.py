@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 from repro import checkpoint
 from repro.data import ImageData
-from repro.data.loader import Normalize, TrainBatches, eval_batches, mix_seed
+from repro.data.loader import mix_seed
 from repro.distributed import World
 from repro.layers import make_compilable
-from repro.logger import MetricsLog
+from repro.logger import MESSAGES, MetricsLog
 from repro.models import residual_blocks
 from repro.optim import build_optimizer
 from repro.schedules import DropController, drop_schedule
@@ -45,10 +45,8 @@ class Trainer:
         self.checkpoint_path, self.world = checkpoint_path, world
         if t.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.normalize = Normalize(*data.mean_std, device, t.channels_last)
-        self.batches = TrainBatches(data.train_x.to(device), data.train_y.to(device), t.batch_size,
-                                    self.normalize, cfg.seed, cfg.data.crop_padding, cfg.data.hflip,
-                                    shard=world.rank, shards=world.size)
+        self.batches, self.eval_sets = data.pipeline(cfg, device, world)
+        self.normalize = getattr(self.batches, "normalize", None)   # the batched path's (for the probe)
         self.steps_per_epoch = len(self.batches)
         self.total_steps = t.epochs * self.steps_per_epoch
         self.rates = (np.zeros(self.total_steps) if d.kind == "none" else drop_schedule(
@@ -64,12 +62,6 @@ class Trainer:
         self.parallel = DistributedDataParallel(self.model, ids) if world.size > 1 else self.model
         if t.compile:
             self.parallel = torch.compile(self.parallel, backend=t.compile, mode=t.compile_mode)
-        probe = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
-        probe = probe[:t.train_eval_size]
-        shard = slice(world.rank, None, world.size)     # each rank evaluates every size-th image
-        self.eval_sets = {"test": (data.test_x[shard].to(device), data.test_y[shard].to(device)),
-                          "train_full": (data.train_x[probe][shard].to(device),
-                                         data.train_y[probe][shard].to(device))}
         self.optimizer, self.scheduler = build_optimizer(
             model, cfg.optim, t.batch_size, self.total_steps, self.steps_per_epoch)
         a = cfg.data
@@ -122,14 +114,16 @@ class Trainer:
         """Loss and top-1 accuracy of the full model (eval mode) on the test set and train subset."""
         self.model.eval()
         out = {}
-        for name, (x, y) in self.eval_sets.items():
+        for name, images in self.eval_sets.items():
             loss, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
-            for xb, yb in eval_batches(x, y, self.cfg.train.eval_batch_size, self.normalize):
+            seen = 0
+            for xb, yb in images.batches(self.cfg.train.eval_batch_size):
                 with self.autocast():
                     logits = self.model(xb).float()
                 loss += F.cross_entropy(logits, yb, reduction="sum")
                 correct += (logits.argmax(1) == yb).sum()
-            count = self.world.sum(torch.tensor(float(len(y)), device=self.device))
+                seen += len(yb)
+            count = self.world.sum(torch.tensor(float(seen), device=self.device))
             out[f"{name}_loss"] = (self.world.sum(loss) / count).item()
             out[f"{name}_acc"] = (self.world.sum(correct.double()) / count).item()
         self.model.train()
@@ -152,7 +146,7 @@ class Trainer:
         self.loss_sum = torch.tensor(loss_sum, device=self.device)
         if self.probe and state.get("probe") is not None:
             self.probe.load_state_dict(state["probe"])
-        self.log.truncate(state["metrics_offset"])
+        self.log.resume_at(state["metrics_offset"])
 
     def save_checkpoint(self) -> None:
         if self.checkpoint_path is not None and self.world.main:
@@ -224,6 +218,9 @@ class Trainer:
                 self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
                 self.log.log("eval", self.step, epoch=epoch + 1, best_test_acc=self.best_test_acc,
                              **metrics)
+                MESSAGES.info(f"epoch {epoch + 1}/{t.epochs}, step {self.step}: test accuracy "
+                              f"{metrics['test_acc']:.4f}, full-model train loss "
+                              f"{metrics['train_full_loss']:.4f}")
             self.save_checkpoint()
             reason = self.stop_reason()
             if reason:

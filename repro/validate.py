@@ -9,11 +9,13 @@ from timm.optim import list_optimizers
 
 from repro.config import check_schema
 from repro.data import DATASETS
+from repro.data.transforms import check_auto_augment
 from repro.errors import ConfigError
 from repro.models import ARCHS, DROP_KINDS
 from repro.schedules import KINDS, MODES, SCHEDULES
 
 LOGGER_MODES = ("offline", "online", "disabled")
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "random")
 
 
 def require(ok: bool, message: str) -> None:
@@ -103,10 +105,22 @@ def check_data(cfg) -> None:
     require(d.name in DATASETS, f"data.name={d.name!r} is unknown; choose one of "
             f"{sorted(DATASETS)} (conf/data/)")
     require(d.crop_padding >= 0, f"data.crop_padding={d.crop_padding} must be >= 0")
+    require(d.get("train_subset") is None or d.train_subset >= 1,
+            f"data.train_subset={d.train_subset} must be a positive number of training images, or "
+            "null for the whole training set")
     for key in ("mixup", "cutmix", "label_smoothing"):
         require(d[key] >= 0, f"data.{key}={d[key]} must be >= 0")
     require(not (d.mixup or d.cutmix) or cfg.train.batch_size % 2 == 0,
             f"mixup / cutmix need an even train.batch_size, got {cfg.train.batch_size}")
+    check_auto_augment(d.auto_augment)
+    require(d.bad_images in ("error", "skip"), f"data.bad_images={d.bad_images!r} must be error or skip")
+    require(0 <= d.random_erasing <= 1, f"data.random_erasing={d.random_erasing} must lie in [0, 1]")
+    require(0 < d.crop_pct <= 1, f"data.crop_pct={d.crop_pct} must lie in (0, 1] (0.875: 256 -> 224)")
+    scale = list(d.rrc_scale)
+    require(len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1,
+            f"data.rrc_scale={scale} must be [low, high] with 0 < low <= high <= 1, e.g. [0.08, 1.0]")
+    require(d.interpolation in INTERPOLATIONS,
+            f"data.interpolation={d.interpolation!r} must be one of {INTERPOLATIONS}")
 
 
 def check_optim(cfg) -> None:
@@ -122,6 +136,9 @@ ANALYSIS_MODES = ("off", "live", "snapshot")
 
 def check_analysis(cfg) -> None:
     a = cfg.analysis
+    require(a.mode == "off" or (cfg.data.name != "imagenet" and not cfg.data.auto_augment),
+            f"analysis.mode={a.mode} measures on data held in memory with batched augmentation; it "
+            "does not run with data=imagenet or data.auto_augment (use data=imagenet_subset without it)")
     require(a.mode in ANALYSIS_MODES, f"analysis.mode={a.mode!r} must be one of {ANALYSIS_MODES} "
             "(quote off in YAML: mode: \"off\")")
     require(isinstance(a.num_grads, int) and a.num_grads >= 2,
@@ -131,8 +148,9 @@ def check_analysis(cfg) -> None:
             f"analysis.steps={list(a.steps)} must be non-negative integers (optimizer steps)")
     for key in ("every", "log_first", "log_points"):
         require(isinstance(a[key], int) and a[key] >= 0, f"analysis.{key}={a[key]!r} must be an integer >= 0")
-    require(a.full_subset is None or (isinstance(a.full_subset, int) and a.full_subset >= 1),
-            f"analysis.full_subset={a.full_subset!r} must be a positive integer, or null for the "
+    require(a.full_subset is None or (isinstance(a.full_subset, int) and a.full_subset >= 2),
+            f"analysis.full_subset={a.full_subset!r} must be an integer >= 2 (g_hat's sampling error "
+            "compares its two halves), or null for the "
             "whole training set")
     require(a.mode == "off" or a.steps or a.every or (a.log_first and a.log_points),
             f"analysis.mode={a.mode} but no step is selected: set analysis.steps, analysis.every "

@@ -13,10 +13,15 @@ from repro.run import run
 pytestmark = pytest.mark.slow
 
 
-def torchrun(overrides, run_dir):
+def launch(args, cwd=ROOT):
+    """`torchrun --nproc_per_node=2 -m repro.train ARGS`, run in `cwd`."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "repro.train", *overrides, f"hydra.run.dir={run_dir}"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+           "-m", "repro.train", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def torchrun(overrides, run_dir):
+    proc = launch([*overrides, f"hydra.run.dir={run_dir}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -48,10 +53,20 @@ def test_analysis_runs_on_rank_zero_alone_and_measures_the_same_model(tmp_path):
         assert [e[key] for e in two] == pytest.approx([e[key] for e in one], rel=1e-3, abs=1e-6), key
 
 
+def test_torchrun_makes_one_run_directory_and_one_report(tmp_path):
+    """Rank 0 alone makes the run directory (by default a new one per launch, named after its
+    process): rank 1 makes none, writes nothing, and prints nothing."""
+    proc = launch([*TINY, "train.epochs=1"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == [tmp_path / "outputs"]
+    [run_dir] = (tmp_path / "outputs" / "default").iterdir()
+    assert (run_dir / "COMPLETE").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()
+    assert proc.stdout.count("run directory:") == 1 and f"run directory: {run_dir}" in proc.stdout
+    assert proc.stdout.count("epoch 1/1") == 1 and "epoch 1/1" in (run_dir / "train.log").read_text()
+
+
 def test_batch_that_does_not_split_across_processes_is_refused(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "repro.train", *TINY, "train.batch_size=33", f"hydra.run.dir={tmp_path}"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = launch([*TINY, "train.batch_size=33", f"hydra.run.dir={tmp_path}"])
     assert proc.returncode != 0
     assert "train.batch_size=33 does not split across 2 processes" in proc.stderr
 

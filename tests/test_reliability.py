@@ -1,5 +1,6 @@
 """Faults: corrupt and half-written checkpoints, SIGTERM, SIGKILL during a checkpoint write,
-non-finite losses, W&B failures, finished-run markers, bad data paths."""
+non-finite losses, W&B failures and W&B's record after a kill, finished-run markers, data that
+disagrees with the config."""
 import json
 import subprocess
 import sys
@@ -8,10 +9,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from test_run import ROOT, events
+from wandb_history import history
 from writers import write_fashion_mnist
 
 from repro import checkpoint
+from repro.data import load_data
 from repro.errors import ConfigError, DataError
+from repro.logger import MetricsLog
+from repro.plot import read_metrics
 from repro.run import run
 
 STATE = {"step": 3, "weights": torch.arange(5.0)}
@@ -95,13 +100,16 @@ def test_fault_then_resume_gives_the_uninterrupted_result(tiny_cfg, tmp_path, fa
     cfg = tiny_cfg("drop=dropout", "train.ckpt_every=3")
     run(cfg, tmp_path / "whole")
     proc = faulty_run(cfg, tmp_path, fault, when)
+    log = tmp_path / "faulty" / "train.log"
     if fault == "sigterm":
-        assert proc.returncode == 0 and "stopped: SIGTERM at step" in proc.stdout, proc.stderr[-2000:]
+        assert proc.returncode == 0 and "'interrupted': 'SIGTERM at step" in proc.stdout, proc.stderr[-2000:]
+        assert "stopped: SIGTERM at step" in log.read_text()
     else:
         assert proc.returncode == -9, proc.stderr[-2000:]
     assert not (tmp_path / "faulty" / "COMPLETE").exists()
     run(cfg, tmp_path / "faulty")
     same_as_whole(tmp_path)
+    assert "resuming at step" in log.read_text() and "test accuracy" in log.read_text()
 
 
 @pytest.mark.slow
@@ -190,10 +198,81 @@ def test_wandb_that_cannot_start_or_log_never_stops_training(tiny_cfg, tmp_path,
     (["data=imagenet_subset", "model.patch_size=8"], DataError, "data.root is not set"),
     (["data=fashion_mnist", "data.root={fm}", "data.img_size=32", "model.patch_size=4"], DataError,
      "images are 1x28x28 but the config says data.in_chans=1, data.img_size=32"),
-])
+    (["data=fashion_mnist", "data.root={fm}", "data.num_classes=5"], ConfigError,
+     "data.num_classes=5 but fashion_mnist has 10 classes; set data.num_classes=10"),
+    (["data.train_subset=20"], ConfigError, "train.batch_size=32 exceeds the 20 training images "
+     "(data.train_subset=20); use train.batch_size=20 or less"),
+    (["data.train_subset=0"], ConfigError, "data.train_subset=0 must be a positive number"),
+], ids=["fashion_mnist root lacks files", "cifar10 absent, no download", "imagenet_subset without root",
+        "image size vs the data", "num_classes vs fashion_mnist", "batch beyond the training set",
+        "train_subset=0"])
 def test_bad_data_settings_stop_before_training(tiny_cfg, tmp_path, overrides, error, message):
     write_fashion_mnist(tmp_path / "fm")
     overrides = [o.format(fm=tmp_path / "fm") for o in overrides]
-    with pytest.raises(error, match=message.replace("(", r"\(")):
-        run(tiny_cfg(*overrides), tmp_path)
-    assert not (tmp_path / "metrics.jsonl").exists()
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run(tiny_cfg(*overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()                 # refused before anything is written
+
+
+def test_subset_of_zero_images_is_refused_by_the_loader_too(tiny_cfg):
+    with pytest.raises(ConfigError, match=r"data.train_subset=0 must lie in \[1, 512\]"):
+        load_data(tiny_cfg("data.train_subset=0").data)
+
+
+class RecordingRun:
+    """A W&B run that records what it is given; `step` is where W&B (re)started it: 0 for a new
+    or offline run, the server's next step for a resumed online run."""
+
+    def __init__(self, step):
+        self.step, self.logged = step, []
+
+    def log(self, values, step):
+        self.logged.append((step, values))
+
+    def finish(self):
+        pass
+
+
+def test_wandb_resumed_at_a_step_gets_exactly_the_events_it_lacks(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    first = MetricsLog(path)
+    for step in (2, 4, 6):
+        first.log("train", step, loss=float(step))
+    offset = first.tell()                                   # the checkpoint's, at step 6
+    first.log("train", 8, loss=8.0)                         # logged, then the process is killed
+    first.close()
+    resumed = RecordingRun(step=5)                          # the server holds steps 0-4
+    log = MetricsLog(path, resumed)
+    log.resume_at(offset)
+    log.log("train", 8, loss=8.0)                           # training logs it again
+    assert resumed.logged == [(6, {"train/loss": 6.0}), (8, {"train/loss": 8.0})]
+    fresh = RecordingRun(step=0)                            # a new offline run: the whole record
+    MetricsLog(path, fresh).resume_at(path.stat().st_size)
+    assert [s for s, _ in fresh.logged] == [2, 4, 6, 8]
+    assert [json.loads(line)["step"] for line in open(path)] == [2, 4, 6, 8]
+
+
+def test_starting_over_starts_a_new_wandb_run(tiny_cfg, tmp_path, monkeypatch):
+    import wandb
+    ids = []
+    monkeypatch.setattr(wandb, "init", lambda **kw: ids.append(kw["id"]) or RecordingRun(step=0))
+    run(tiny_cfg("logger=wandb", "train.epochs=1"), tmp_path)
+    run(tiny_cfg("logger=wandb", "train.epochs=1", "train.resume=false"), tmp_path)
+    assert len(ids) == 2 and ids[0] != ids[1]      # not the old run, whose steps W&B holds
+
+
+@pytest.mark.slow
+def test_wandb_offline_record_holds_every_event_once_after_kill_and_resume(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("drop=dropout", "train.ckpt_every=3", "logger=wandb", "logger.mode=offline")
+    killed = faulty_run(cfg, tmp_path, "kill", 7)           # after epoch 1's eval, at step 18
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = faulty_run(cfg, tmp_path, "none", 0)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    [offline] = (tmp_path / "faulty" / "wandb").glob("offline-run-*")    # the earlier launch's: gone
+    rows = history(next(offline.glob("run-*.wandb")))
+    expected = {}                          # W&B merges the events of one step into one row
+    for e in read_metrics(tmp_path / "faulty"):
+        expected.setdefault(e["step"], {}).update(
+            {f"{e['event']}/{k}": v for k, v in e.items() if k not in ("event", "step")})
+    assert [r["_step"] for r in rows] == list(expected)
+    assert [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows] == list(expected.values())

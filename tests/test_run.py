@@ -39,6 +39,29 @@ def test_synthetic_run_learns_and_logs_the_schedule(tiny_cfg, tmp_path):
     assert OmegaConf.load(tmp_path / "config.yaml").drop.mode == "early"
 
 
+def test_plot_shows_the_drop_rate_of_every_step(tiny_cfg, tmp_path, monkeypatch):
+    """An early schedule over before the first train event (step 8): the drop-rate panel still
+    shows it, from its starting rate, where the logged rates are all 0."""
+    import repro.plot
+    figures = []
+    monkeypatch.setattr(repro.plot.plt, "close", figures.append)
+    run(tiny_cfg("drop.cutoff_epoch=0.25", "train.log_every=8", "train.epochs=1"), tmp_path)
+    assert {e["drop_rate"] for e in events(tmp_path, "train")} == {0.0}
+    [panel] = [ax for ax in figures[0].axes if ax.get_title() == "drop rate"]
+    steps, rates = panel.lines[0].get_data()
+    assert list(steps) == list(range(1, 17))
+    assert list(rates) == pytest.approx(drop_schedule(0.1, 1, 16, 0.25, "early", "linear"))
+    assert rates[0] == pytest.approx(0.1)
+
+
+def test_a_run_put_in_results_is_warned_about(tiny_cfg, tmp_path, monkeypatch):
+    from repro import rundir
+    monkeypatch.setattr(rundir, "RESULTS", tmp_path / "results")
+    with pytest.warns(UserWarning, match="lies in results/, which git tracks.*Use outputs/ or runs/"):
+        run(tiny_cfg("train.epochs=1"), tmp_path / "results" / "x" / "run")
+    assert (tmp_path / "results" / "x" / "run" / "COMPLETE").is_file()
+
+
 def test_same_seed_same_run_other_seed_other_run(tiny_cfg, tmp_path):
     run(tiny_cfg("drop=dropout", "train.epochs=1"), tmp_path / "a")
     run(tiny_cfg("drop=dropout", "train.epochs=1"), tmp_path / "b")

@@ -94,12 +94,13 @@ def gradient(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tens
     return flat_grad(model, out)
 
 
-def minibatch_gradients(model: nn.Module, loss_fn: Callable, batches: Batches,
-                        num: int, train_mode: bool = True, seed: int | None = None) -> torch.Tensor:
-    """A num x P tensor of mini-batch gradients, dropout active when `train_mode` (as in
-    training); `seed` fixes the dropout masks."""
+def minibatch_gradients(model: nn.Module, loss_fn: Callable, batches: Batches, num: int,
+                        train_mode: bool = True, seed: int | None = None,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
+    """A num x P tensor of mini-batch gradients (written into `out` if given), dropout active
+    when `train_mode` (as in training); `seed` fixes the dropout masks."""
     device = next(model.parameters()).device
-    grads = torch.empty(num, num_trainable(model), device=device)
+    grads = torch.empty(num, num_trainable(model), device=device) if out is None else out
     with isolated(model):
         if seed is not None:
             torch.manual_seed(seed)

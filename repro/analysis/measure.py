@@ -22,22 +22,28 @@ from repro.run import prepare
 from repro.trainer import Trainer
 
 
-def measure_run(run_dir: Path, overrides: list[str] = ()) -> Path:
-    run_dir = Path(run_dir)
+def load_run(run_dir: Path, overrides: list[str] = ()) -> tuple[Trainer, DynamicsProbe]:
+    """A trainer (no training: its model, data and schedule) and a probe for a run's directory,
+    its config changed by dot-list `overrides`; distances are from its step-0 snapshot."""
+    init = snapshot_path(run_dir / "snapshots", 0)
     if not (run_dir / "config.yaml").is_file():
         raise DataError(f"{run_dir} has no config.yaml: pass the directory of a run")
-    snapshots = sorted((run_dir / "snapshots").glob("step_*.pt"))
-    if not snapshots or snapshots[0] != snapshot_path(run_dir / "snapshots", 0):
+    if not init.is_file():
         raise DataError(f"{run_dir}/snapshots holds no step_0000000.pt (the initialization): "
                         "train with analysis.mode=snapshot (or live) to save snapshots")
     cfg = OmegaConf.merge(OmegaConf.load(run_dir / "config.yaml"), OmegaConf.from_dotlist(list(overrides)))
     model, data, device = prepare(cfg)
     trainer = Trainer(cfg, model, data, device, MetricsLog(None))
-    probe = DynamicsProbe(cfg.analysis, trainer, flat_state(model, checkpoint.load(snapshots[0])))
+    return trainer, DynamicsProbe(cfg.analysis, trainer, flat_state(model, checkpoint.load(init)))
+
+
+def measure_run(run_dir: Path, overrides: list[str] = ()) -> Path:
+    run_dir = Path(run_dir)
+    trainer, probe = load_run(run_dir, overrides)
     lines = []
-    for path in snapshots:
+    for path in sorted((run_dir / "snapshots").glob("step_*.pt")):
         trainer.step = int(path.stem.split("_")[1])
-        trainer.model.load_state_dict(checkpoint.load(path, map_location=device))
+        trainer.model.load_state_dict(checkpoint.load(path, map_location=trainer.device))
         values = probe.measure(trainer)
         lines.append(json.dumps({"event": "analysis", "step": trainer.step, **values}))
         print(f"step {trainer.step}: direction variance {values['grad_direction_variance']:.4f}, "

@@ -7,6 +7,8 @@ metrics raise on one rather than return NaN.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -95,3 +97,37 @@ def bias_variance(grads, full_grad: torch.Tensor) -> dict:
     bias_sq = mean_sq - 2 * to_ref.sum() / n + ref_sq
     variance = k.diagonal().sum() / n - mean_sq
     return {"bias": bias_sq.clamp_min(0).sqrt().item(), "variance": variance.clamp_min(0).item()}
+
+
+def noise_to_signal(grads, batch_size: int) -> dict:
+    """Per-sample gradient noise against signal, from G mini-batch gradients of `batch_size`
+    samples each (McCandlish et al. 2018's simple noise scale):
+
+    - grad_noise = B * tr Cov(g), Cov estimated without bias (1 / (G - 1)): the per-sample
+      gradient covariance trace (dropout masks included), for batches small against the set;
+    - grad_signal = ||E g||^2, estimated as ||mean g||^2 - tr Cov(g) / G (unbiased);
+    - noise_to_signal = their ratio, batch independent: a measurement batch B sees a mini-batch
+      noise-to-signal of noise_to_signal / B. NaN when the signal estimate is not positive.
+    """
+    g = as_matrix(grads)
+    n = g.shape[0]
+    if n < 2:
+        raise ValueError(f"a covariance needs at least 2 gradients, got {n}")
+    k = inner(g, g)
+    mean_sq = (k.sum() / n**2).item()
+    trace = (k.diagonal().sum() / n).item() - mean_sq
+    trace *= n / (n - 1)
+    signal = mean_sq - trace / n
+    noise = batch_size * trace
+    return {"grad_noise": noise, "grad_signal": signal,
+            "noise_to_signal": noise / signal if signal > 0 else math.nan}
+
+
+def subset_error(half_a: torch.Tensor, n_a: int, half_b: torch.Tensor, n_b: int, population: int) -> float:
+    """How far the mean of two halves (n_a, n_b samples, together a simple random sample of
+    `population` without replacement) lies from the population's mean, estimated from the
+    halves' disagreement: with S the per-sample covariance, E||g_a - g_b||^2 =
+    tr S * M (1/n_a + 1/n_b) / (M - 1) and E||mean - mu||^2 = tr S * (M - N) / (N (M - 1)).
+    Returns the root of the latter's estimate (0 when the sample is the whole population)."""
+    n = n_a + n_b
+    return grad_norm(half_a - half_b) * math.sqrt(n_a * n_b * (population - n) / (n**2 * population))

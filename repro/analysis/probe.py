@@ -1,10 +1,18 @@
 """Measuring the training dynamics at chosen steps of a run (live, or from saved snapshots).
 
 At a measured step s (the model after s optimizer steps) the probe computes |G| mini-batch
-gradients on random, unaugmented training batches with dropout as training would apply it at
-step s, and the whole-training-set gradient g_hat with dropout off (optionally over a fixed subset,
-whose size is recorded). Its randomness comes from its own seed, so measuring leaves training
-bitwise unchanged.
+gradients on random, unaugmented training batches twice: with the dropout masks as training
+would apply them at step s (the paper's measurement), and with the masks off (rate 0, same
+batches, same weights). The difference is the masks' own effect; comparing a dropout run's
+masks-off values with a no-dropout run's separates the effect of the weights dropout training
+reached (docs/paper.md section 4; repro.figures.dynamics). The whole-training-set gradient g_hat
+is computed with dropout off over a random subset (or the whole set) in two halves, whose
+disagreement estimates g_hat's own sampling error.
+
+The probe's randomness (subset, batches, masks) comes from its own seed mixed with the run's
+seed: seeds differ in their probe batches, so intervals over seeds include batch-sampling
+noise, while both arms of one seed share them and stay paired. Measuring leaves training bitwise
+unchanged.
 """
 from __future__ import annotations
 
@@ -30,8 +38,13 @@ from repro.analysis.metrics import (
     grad_direction_variance,
     grad_norm,
     inner,
+    noise_to_signal,
+    subset_error,
 )
 from repro.data.loader import eval_batches, mix_seed
+
+PROBE = 0x70726F6265   # leads every probe seed, so none equals a training seed (mix_seed(seed, ...))
+DECOMPOSED = ("grad_norm", "grad_direction_variance", "grad_direction_error", "noise_to_signal")
 
 
 def measurement_steps(cfg, total_steps: int) -> list[int]:
@@ -54,17 +67,19 @@ class DynamicsProbe:
     """Computes the paper's four metrics, and more, for a Trainer's model at its current step."""
 
     def __init__(self, cfg, trainer, initial: torch.Tensor):
-        self.cfg, self.initial = cfg, initial
+        self.cfg, self.initial, self.run_seed = cfg, initial, trainer.cfg.seed
         self.steps = measurement_steps(cfg, trainer.total_steps)
         self.batch_size = cfg.batch_size or trainer.cfg.train.batch_size
         x, y = trainer.batches.x, trainer.batches.y
-        if cfg.full_subset:
-            keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed))
-            keep = keep[:cfg.full_subset].to(x.device)
-            x, y = x[keep], y[keep]
-        self.full_x, self.full_y = x, y
+        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed()))
+        keep = keep[:cfg.full_subset or len(y)].to(x.device)
+        self.full_x, self.full_y = x[keep], y[keep]
         self.blocks = parameter_blocks(trainer.model) if cfg.per_block else {}
         self.recent: dict[int, torch.Tensor] = {}   # parameters at s-2 and s-1, for update cosine
+
+    def seed(self, *parts: int) -> int:
+        """The probe's seed for `parts` (step, stream): shared by the arms of one run seed."""
+        return mix_seed(PROBE, self.cfg.seed, self.run_seed, *parts)
 
     def after_step(self, trainer) -> None:
         """Keep the parameters of the two steps before a measurement (for the update cosine)."""
@@ -79,25 +94,54 @@ class DynamicsProbe:
     def load_state_dict(self, state: dict) -> None:
         self.recent = state["recent"]
 
-    def random_batches(self, trainer, step: int):
-        gen = torch.Generator().manual_seed(mix_seed(self.cfg.seed, step))
+    def random_batches(self, trainer, batch_size: int):
+        """num_grads batches of `batch_size` images, drawn by the step (nested across sizes)."""
+        gen = torch.Generator().manual_seed(self.seed(trainer.step, 0))
         x, y, n = trainer.batches.x, trainer.batches.y, len(trainer.batches.y)
         for _ in range(self.cfg.num_grads):
-            idx = torch.randperm(n, generator=gen)[:self.batch_size].to(x.device)
+            idx = torch.randperm(n, generator=gen)[:batch_size].to(x.device)
             yield trainer.normalize(x[idx]), y[idx]
+
+    def whole_set(self, trainer) -> tuple[torch.Tensor, float]:
+        """g_hat (dropout off) over the subset, from its two halves, and g_hat's sampling error
+        against the whole training set's gradient (metrics.subset_error)."""
+        half = len(self.full_y) // 2
+        parts = [(self.full_x[:half], self.full_y[:half]), (self.full_x[half:], self.full_y[half:])]
+        (a, n_a), (b, n_b) = [(full_gradient(trainer.model, cross_entropy, eval_batches(
+            x, y, self.cfg.full_batch_size, trainer.normalize)), len(y)) for x, y in parts]
+        full = (a * n_a + b * n_b) / (n_a + n_b)
+        return full, subset_error(a, n_a, b, n_b, len(trainer.batches.y))
+
+    def gradients(self, trainer, batch_size: int, rate: float, out: torch.Tensor | None) -> torch.Tensor:
+        """The step's mini-batch gradients with the drop sites at `rate` (0: masks off)."""
+        if trainer.controller.kind != "none":
+            trainer.controller.apply(rate)
+        return minibatch_gradients(trainer.model, cross_entropy, self.random_batches(trainer, batch_size),
+                                   self.cfg.num_grads, seed=self.seed(trainer.step, 1), out=out)
+
+    def by_masks(self, trainer, batch_size: int, full: torch.Tensor) -> tuple[dict[str, dict], torch.Tensor]:
+        """Summaries with the masks "off" and, when the step drops anything, "on" (as trained),
+        and the gradients as trained (one buffer for both). Leaves the sites at the step's rate,
+        as training sets them."""
+        rate = scheduled_rate(trainer)
+        summaries, grads = {}, None
+        for masks, r in (("off", 0.0), ("on", rate)) if rate > 0 else (("off", 0.0),):
+            grads = self.gradients(trainer, batch_size, r, out=grads)
+            summaries[masks] = {**summarize(grads, full), **noise_to_signal(grads, batch_size)}
+        return summaries, grads
 
     def measure(self, trainer) -> dict:
         step, model = trainer.step, trainer.model
-        if trainer.controller.kind != "none":          # dropout as step `step` would apply it
-            trainer.controller.apply(float(trainer.rates[min(step, trainer.total_steps - 1)]))
-        grads = minibatch_gradients(model, cross_entropy, self.random_batches(trainer, step),
-                                    self.cfg.num_grads, seed=mix_seed(self.cfg.seed, step, 2))
-        full = full_gradient(model, cross_entropy, eval_batches(
-            self.full_x, self.full_y, self.cfg.full_batch_size, trainer.normalize))
+        full, full_error = self.whole_set(trainer)
+        masks, grads = self.by_masks(trainer, self.batch_size, full)
+        on, off = masks.get("on", masks["off"]), masks["off"]
         out = {"full_set_size": len(self.full_y), "num_grads": self.cfg.num_grads,
-               "drop_rate": float(trainer.rates[min(step, trainer.total_steps - 1)]),
+               "batch_size": self.batch_size, "train_batch_size": trainer.cfg.train.batch_size,
+               "drop_rate": scheduled_rate(trainer),
                "model_distance": grad_norm(flat_params(model) - self.initial.to(full.device)),
-               **summarize(grads, full)}
+               "full_grad_error": full_error, **on,
+               **{f"masks_off/{k}": v for k, v in off.items() if k != "full_grad_norm"}}
+        out.update({f"mask_effect/{k}": on[k] - off[k] for k in DECOMPOSED})
         for name, ranges in self.blocks.items():
             block = summarize(take(grads, ranges), take(full, ranges), quiet=True)
             out.update({f"{name}/{k}": v for k, v in block.items()})
@@ -106,6 +150,11 @@ class DynamicsProbe:
             out["update_cosine"] = cosine(now - self.recent[step - 1],
                                           self.recent[step - 1] - self.recent[step - 2])
         return out
+
+
+def scheduled_rate(trainer) -> float:
+    """The drop rate training applies at the trainer's step (its last one after the end)."""
+    return float(trainer.rates[min(trainer.step, trainer.total_steps - 1)])
 
 
 def summarize(grads: torch.Tensor, full: torch.Tensor, quiet: bool = False) -> dict:

@@ -1,7 +1,9 @@
-"""Datasets held in memory as uint8 tensors, found through a registry keyed by `data.name`.
+"""Datasets, found through a registry keyed by `data.name`.
 
-Each loader returns an `ImageData`; `load_data` applies the options every dataset shares
-(a fixed training subset) and computes the per-channel normalization from the training images.
+Most loaders return an `ImageData` (uint8 tensors in memory); the ImageFolder loader streams
+files instead (repro.data.imagenet). Either gives the Trainer its pipeline: training batches
+(`__len__`, `epoch(epoch, start)`) and evaluation sets (`__len__`, `batches(size)`). `load_data`
+applies the options every dataset shares (a fixed training subset).
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from pathlib import Path
 
 import torch
 
+from repro.data.loader import EvalSet, Normalize, TrainBatches
+from repro.data.transforms import train_transform
+from repro.data.workers import TensorImages, WorkerBatches
 from repro.errors import ConfigError
 
 DATASETS: dict[str, Callable[..., ImageData]] = {}
@@ -40,6 +45,35 @@ class ImageData:
         x = self.train_x.float().div_(255)
         return x.mean(dim=(0, 2, 3)).cpu(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).cpu()
 
+    @property
+    def geometry(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+    def subset(self, keep: torch.Tensor) -> None:
+        self.train_x, self.train_y = self.train_x[keep], self.train_y[keep]
+
+    def pipeline(self, cfg, device, world) -> tuple:
+        """The training batches and the evaluation sets ('test', and 'train_full': a fixed
+        training subset measured with the full model) of this rank. Augmentation runs batched
+        on the device, or per image in DataLoader workers when timm's RandAugment is asked for."""
+        t, d = cfg.train, cfg.data
+        normalize = Normalize(*self.mean_std, device, t.channels_last)
+        if d.get("auto_augment"):
+            mean, std = self.mean_std
+            batches = WorkerBatches(TensorImages(self.train_x, self.train_y), train_transform(d, mean, std),
+                                    t.batch_size, cfg.seed, device, d.workers, t.channels_last,
+                                    world.rank, world.size)
+        else:
+            batches = TrainBatches(self.train_x.to(device), self.train_y.to(device), t.batch_size, normalize,
+                                   cfg.seed, d.crop_padding, d.hflip, shard=world.rank, shards=world.size)
+        probe = torch.randperm(len(self.train_y), generator=torch.Generator().manual_seed(0))
+        probe = probe[:t.train_eval_size]
+        shard = slice(world.rank, None, world.size)     # each rank evaluates every size-th image
+        return batches, {"test": EvalSet(self.test_x[shard].to(device), self.test_y[shard].to(device),
+                                         normalize),
+                         "train_full": EvalSet(self.train_x[probe][shard].to(device),
+                                               self.train_y[probe][shard].to(device), normalize)}
+
     def to(self, device) -> ImageData:
         """The images on `device`, with the same statistics: one copy that trainers then share."""
         moved = ImageData(*(t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y)),
@@ -59,15 +93,14 @@ def load_data(cfg) -> ImageData:
         raise ConfigError(f"data.name={cfg.name!r} is unknown; choose one of {sorted(DATASETS)} "
                           "(conf/data/)")
     data = DATASETS[cfg.name](cfg)
-    if cfg.get("train_subset"):
+    if cfg.get("train_subset") is not None:
         n = len(data.train_y)
         if not 0 < cfg.train_subset <= n:
             raise ConfigError(f"data.train_subset={cfg.train_subset} must lie in [1, {n}] "
                               f"for {cfg.name}; use null for the whole training set")
         gen = torch.Generator().manual_seed(cfg.get("subset_seed", 0))
-        keep = torch.randperm(n, generator=gen)[:cfg.train_subset]
-        data.train_x, data.train_y = data.train_x[keep], data.train_y[keep]
+        data.subset(torch.randperm(n, generator=gen)[:cfg.train_subset])
     return data
 
 
-from repro.data import cifar, fashion_mnist, imagenet_subset, synthetic  # noqa: E402,F401 (registers)
+from repro.data import cifar, fashion_mnist, imagenet, imagenet_subset, synthetic  # noqa: E402,F401 (registers)

@@ -91,3 +91,16 @@ def eval_batches(x, y, batch_size: int, normalize: Normalize):
     """Fixed-order, unaugmented batches for evaluation."""
     for i in range(0, len(y), batch_size):
         yield normalize(x[i:i + batch_size]), y[i:i + batch_size]
+
+
+class EvalSet:
+    """A fixed, unaugmented evaluation set held on the device."""
+
+    def __init__(self, x, y, normalize: Normalize):
+        self.x, self.y, self.normalize = x, y, normalize
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batches(self, batch_size: int):
+        return eval_batches(self.x, self.y, batch_size, self.normalize)

@@ -13,6 +13,7 @@ from repro.results import read_csv
 
 FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
            "dynamics_mixer": dynamics.make, "early_regime": regimes.early, "late_regime": regimes.late,
+           "dynamics_decompose": dynamics.make, "dynamics_batch": dynamics.make_batch_axis,
            "early_regime_long": regimes.early_long, "regime_map_steps": regime_map.make,
            "ablation_cutoff": ablation.cutoff, "ablation_rate": ablation.rate,
            "ablation_schedule": ablation.schedule, "regime_map": regime_map.make}

@@ -1,0 +1,93 @@
+"""ImageNet-1K, or any class subset, at full resolution: an ImageFolder tree (train/ and val/ of
+class folders) whose files are decoded every epoch in DataLoader workers, with the official
+recipe's timm augmentation (repro.data.transforms). Nothing is cached: memory stays flat however
+large the set. For small subsets at low resolution, `imagenet_subset` (decoded once, cached as
+uint8, augmented batched on the device) is faster."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from repro.data import register
+from repro.data.imagenet_subset import read_class_list
+from repro.data.transforms import eval_transform, train_transform
+from repro.data.workers import ImageFiles, WorkerBatches, WorkerEvalSet
+from repro.errors import DataError
+
+
+def scan(folder: Path, classes: list[str]) -> tuple[list[str], list[int]]:
+    """Image paths and labels under `folder`/<class>/, in a fixed (sorted) order."""
+    missing = [c for c in classes if not (folder / c).is_dir()]
+    if missing:
+        raise DataError(f"{folder} has no folder for {len(missing)} of the {len(classes)} classes, e.g. "
+                        f"{missing[:3]}; check data.root and data.class_list")
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(str(p) for p in (folder / name).iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+        if not files:
+            raise DataError(f"{folder / name} holds no image files ({', '.join(IMG_EXTENSIONS)}); "
+                            "remove the class from data.class_list or add its images")
+        paths += files
+        labels += [label] * len(files)
+    return paths, labels
+
+
+@dataclass
+class StreamData:
+    """File lists of the train and val splits; images are decoded when batches are drawn."""
+    train_paths: list[str]
+    train_y: torch.Tensor
+    test_paths: list[str]
+    test_y: torch.Tensor
+    num_classes: int
+    geometry: tuple[int, int, int]
+    mean_std: tuple = (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+
+    def subset(self, keep: torch.Tensor) -> None:
+        self.train_paths = [self.train_paths[i] for i in keep.tolist()]
+        self.train_y = self.train_y[keep]
+
+    def files(self, split: str, bad_images: str, keep=None) -> ImageFiles:
+        paths, y = (self.train_paths, self.train_y) if split == "train" else (self.test_paths, self.test_y)
+        keep = range(len(paths)) if keep is None else keep.tolist()
+        return ImageFiles([paths[i] for i in keep], [int(y[i]) for i in keep], bad_images)
+
+    def pipeline(self, cfg, device, world) -> tuple:
+        """Training batches and evaluation sets (as ImageData.pipeline), decoded in workers."""
+        t, d = cfg.train, cfg.data
+        train, evaluate = train_transform(d, *self.mean_std), eval_transform(d, *self.mean_std)
+        batches = WorkerBatches(self.files("train", d.bad_images), train, t.batch_size, cfg.seed, device,
+                                d.workers, t.channels_last, world.rank, world.size)
+        probe = torch.randperm(len(self.train_y), generator=torch.Generator().manual_seed(0))
+        probe = probe[:t.train_eval_size]
+        sets = {"test": self.files("val", d.bad_images),
+                "train_full": self.files("train", d.bad_images, probe)}
+        return batches, {name: WorkerEvalSet(images, evaluate, device, d.workers, world.rank, world.size)
+                         for name, images in sets.items()}
+
+
+def all_classes(train: Path) -> list[str]:
+    if not train.is_dir():
+        raise DataError(f"{train} does not exist: data.root must hold train/ and val/ folders of "
+                        "class folders")
+    return sorted(p.name for p in train.iterdir() if p.is_dir())
+
+
+@register("imagenet")
+def load(cfg) -> StreamData:
+    if cfg.get("root") is None:
+        raise DataError("data.root is not set: point it at an ImageNet tree with train/ and val/ "
+                        "folders of class folders (data.root=/path/to/imagenet)")
+    root = Path(cfg.root).expanduser()
+    classes = read_class_list(cfg.class_list) if cfg.get("class_list") else all_classes(root / "train")
+    if len(classes) != cfg.num_classes:
+        source = "data.class_list" if cfg.get("class_list") else str(root / "train")
+        raise DataError(f"{len(classes)} classes in {source} but data.num_classes={cfg.num_classes}; "
+                        f"set data.num_classes={len(classes)}")
+    (train_paths, train_y), (test_paths, test_y) = (scan(root / s, classes) for s in ("train", "val"))
+    return StreamData(train_paths, torch.tensor(train_y), test_paths, torch.tensor(test_y), len(classes),
+                      (cfg.in_chans, cfg.img_size, cfg.img_size))
