@@ -23,24 +23,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import torch
-from omegaconf import OmegaConf
-
-from repro.figures import FIGURES, build
-from repro.ledger import LedgerConflict, collect
-from repro.plan import read_plan
-from repro.results import read_csv
+from repro import launch
+from repro.launch import MULTIRUN, ROOT, run_dir, status
 from repro.train import compose_config
-
-ROOT = Path(__file__).resolve().parents[1]
-MULTIRUN = ROOT / "multirun"
-RESULTS = ROOT / "results"
 
 
 def grid(name: str, extra: list[str]) -> list[list[str]]:
@@ -63,113 +51,11 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
     return [[f"{k}={v}" for k, v in zip(keys, combo)] + fixed for combo in itertools.product(*choices)]
 
 
-def drop_configs() -> dict:
-    """(drop.kind, drop.mode) -> the conf/drop option that gives it."""
-    configs = {}
-    for path in sorted((ROOT / "conf" / "drop").glob("*.yaml")):
-        cfg = OmegaConf.load(path)
-        configs.setdefault(f"{cfg.kind}/{cfg.mode}", path.stem)
-    return configs
-
-
-def planned(name: str) -> list[list[str]]:
-    """The grid points results/NAME/plan.json asks for, seed by seed (each seed's methods
-    together, so that pairs complete together): method m runs seeds 0 .. plan[m] - 1."""
-    plan = read_plan(RESULTS / name)
-    if plan is None:
-        sys.exit(f"error: results/{name}/plan.json does not exist; write one with "
-                 f"python -m repro.plan {name} --write")
-    drop = drop_configs()
-    return [[f"drop={drop[method]}", f"seed={seed}"] for seed in range(max(plan["seeds"].values()))
-            for method, n in plan["seeds"].items() if seed < n]
-
-
-def recorded(name: str, hardware: str) -> set:
-    """Run names results/NAME/runs.csv already holds on this hardware kind (from any machine)."""
-    path = RESULTS / name / "runs.csv"
-    return {r["run"] for r in read_csv(path) if r.get("hardware") == hardware} if path.is_file() else set()
-
-
-def run_dir(name: str, overrides: list[str]) -> Path:
-    return MULTIRUN / name / ",".join(sorted(overrides))
-
-
-def status(path: Path, recorded_runs: set = frozenset()) -> str:
-    if (path / "COMPLETE").is_file() or path.name in recorded_runs:
-        return "done"
-    return "resume" if (path / "checkpoint.pt").is_file() else "new"
-
-
-def command(name: str, overrides: list[str]) -> list[str]:
-    return [sys.executable, "-m", "repro.train", f"experiment={name}", *overrides,
-            f"hydra.run.dir='{run_dir(name, overrides)}'"]   # quoted: the name holds = and ,
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use: CUDA_VISIBLE_DEVICES's list, else every GPU torch sees."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):
-        return os.environ["CUDA_VISIBLE_DEVICES"].split(",")
-    import torch
-    return [str(i) for i in range(torch.cuda.device_count())]
-
-
-def pinned(cmd: list[str], slot: int, gpus: list[str] | None) -> tuple[list[str], dict]:
-    """The command and environment of a job in parallel slot `slot`: one of `gpus`, or one core."""
-    env = dict(os.environ)
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-        env.setdefault("OMP_NUM_THREADS", "1")      # the GPU computes; spare the cores for launches
-        return cmd, env
-    cmd = cmd + ["threads=1", "device=cpu"]
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", str(slot % os.cpu_count())] + cmd
-    return cmd, env
-
-
 def slurm_command(name: str, overrides: list[str]) -> list[str]:
     """Hydra multirun through submitit, into the same per-point directories as local runs."""
     return [sys.executable, "-m", "repro.train", "-m", f"experiment={name}", "hydra/launcher=slurm",
             f"hydra.sweep.dir={MULTIRUN / name}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
             "hydra.job.config.override_dirname.exclude_keys=[experiment,hydra/launcher]", *overrides]
-
-
-def record(name: str) -> None:
-    """Add the experiment's newly finished runs to results/NAME and rebuild its table and figures
-    (repro.ledger): a run is in the committed tables as soon as it ends, not when the sweep does."""
-    out = RESULTS / name
-    try:
-        collect(name, MULTIRUN / name, None, out)
-        if name in FIGURES:
-            build(name, out)
-    except LedgerConflict as e:
-        print(f"error: not recorded: {e}", flush=True)
-
-
-def launch_parallel(todo: list[tuple[str, list[str]]], width: int, gpus: list[str] | None,
-                    on_done=None) -> int:
-    """Run the (experiment, grid point) pairs `todo` `width` at a time, calling on_done(name)
-    after each clean finish; return how many failed."""
-    pending, running, failures = list(todo), {}, 0
-    while pending or running:
-        for slot in range(width):
-            if slot not in running and pending:
-                name, overrides = pending.pop(0)
-                cmd, env = pinned(command(name, overrides), slot, gpus)
-                log_dir = MULTIRUN / name / "logs"
-                log_dir.mkdir(parents=True, exist_ok=True)
-                log = open(log_dir / f"{run_dir(name, overrides).name}.log", "a")
-                proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT)
-                proc.experiment = name
-                running[slot] = (proc, log)
-        for slot, (proc, log) in list(running.items()):
-            if proc.poll() is not None:
-                failures += proc.returncode != 0
-                log.close()
-                del running[slot]
-                if proc.returncode == 0 and on_done:
-                    on_done(proc.experiment)
-        time.sleep(1)
-    return failures
 
 
 def main():
@@ -188,13 +74,15 @@ def main():
                         help="fixed key=value, key=a,b to add a grid axis; a grid key restricts its axis")
     args = parser.parse_intermixed_args()
     names = args.names.split(",")
-    gpus = visible_gpus() if args.gpus else None
+    gpus = launch.visible_gpus() if args.gpus else None
     if args.gpus and not gpus:
         sys.exit("error: --gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
-    points = [(name, overrides) for name in names
-              for overrides in (planned(name) if args.plan else grid(name, args.overrides))]
-    hardware = torch.cuda.get_device_name(0) if gpus else "cpu"
-    done = {name: recorded(name, hardware) for name in names}
+    try:
+        points = [(name, overrides) for name in names
+                  for overrides in (launch.planned(name) if args.plan else grid(name, args.overrides))]
+    except FileNotFoundError as err:
+        sys.exit(f"error: {err}")
+    done = {name: launch.recorded(name, launch.hardware_here(gpus)) for name in names}
     todo = []
     for name, overrides in points:
         state = status(run_dir(name, overrides), done[name])
@@ -208,7 +96,7 @@ def main():
     if args.launcher == "slurm":
         sys.exit(max(subprocess.call(slurm_command(name, args.overrides), cwd=ROOT) for name in names))
     width = 1 if args.launcher == "local" else args.jobs
-    failures = launch_parallel(todo, width, gpus, None if args.no_record else record)
+    failures = launch.launch_parallel(todo, width, gpus, None if args.no_record else launch.record)
     print(f"{len(todo) - failures} runs ended cleanly, {failures} failed (see the logs folder)")
     sys.exit(1 if failures else 0)
 

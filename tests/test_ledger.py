@@ -3,7 +3,6 @@ runs on another hardware kind are separate records, a changed record is refused 
 written, and no table pairs runs across hardware kinds."""
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from repro import ledger
 from repro.figures import FIGURES
 from repro.ledger import LedgerConflict, merge, one_hardware, read_tables
 from repro.results import collect_dirs, read_csv
-from tests.test_results import fake_run, load_script
+from tests.test_results import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,47 +90,3 @@ def test_tables_pair_within_one_hardware_kind(tmp_path):
     with pytest.raises(ValueError, match="several hardware kinds"):
         FIGURES["regime_map"](mixed + [{**r, "drop.mode": "early", "drop.kind": "dropout"} for r in mixed],
                               [], tmp_path / "map")
-
-
-def test_sweep_records_each_run_in_the_tables_as_it_finishes(tmp_path, monkeypatch):
-    """Each cleanly finished run is in results/NAME before the sweep ends; a failed one is not."""
-    sweep = load_script("sweep")
-    monkeypatch.setattr(sweep, "MULTIRUN", tmp_path / "multirun")
-    monkeypatch.setattr(sweep, "RESULTS", tmp_path / "results")
-    seen = []
-
-    def command(name, overrides):
-        seed = int(overrides[1].split("=")[1])
-        code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.test_ledger import make; "
-                "from pathlib import Path; "
-                f"make(Path({str(sweep.run_dir(name, overrides))!r}).parent, "
-                f"{sweep.run_dir(name, overrides).name!r}, 'none', {seed}, 0.8); sys.exit({seed})")
-        return [sys.executable, "-c", code]
-
-    def record(name):
-        sweep.record(name)
-        seen.append(len(read_csv(tmp_path / "results" / name / "runs.csv")))
-
-    monkeypatch.setattr(sweep, "command", command)
-    todo = [("early_regime", ["drop=none", f"seed={s}"]) for s in (0, 1)]
-    assert sweep.launch_parallel(todo, 1, None, record) == 1          # seed 1 exits 1: failed
-    assert seen == [1]
-    assert [r["run"] for r in read_csv(tmp_path / "results/early_regime/runs.csv")] == ["drop=none,seed=0"]
-    assert (tmp_path / "results/early_regime/table.md").is_file()
-    # recorded runs count as done on their hardware kind, from any machine
-    shutil.rmtree(tmp_path / "multirun")
-    done = sweep.recorded("early_regime", "cpu")
-    assert sweep.status(sweep.run_dir(*todo[0]), done) == "done"
-    assert sweep.status(sweep.run_dir(*todo[1]), done) == "new"
-    assert sweep.recorded("early_regime", "NVIDIA H100") == set()
-
-
-def test_sweep_plan_runs_the_planned_seeds_seed_by_seed():
-    sweep = load_script("sweep")
-    plan = json.loads((ROOT / "results/early_regime/plan.json").read_text())
-    points = sweep.planned("early_regime")
-    assert len(points) == sum(plan["seeds"].values())
-    assert points[:2] == [["drop=early_drop_path", "seed=0"], ["drop=drop_path", "seed=0"]]
-    seeds = [int(p[1].split("=")[1]) for p in points]
-    assert seeds == sorted(seeds)
-    assert sum(p[0] == "drop=none" for p in points) == plan["seeds"]["none/standard"]

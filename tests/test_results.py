@@ -9,6 +9,7 @@ import matplotlib
 import pytest
 from omegaconf import OmegaConf
 
+from repro import launch
 from repro.figures import FIGURES
 from repro.figures.common import mean_ci, paired, verdict
 from repro.ledger import gather
@@ -210,12 +211,12 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
     # A grid key with one value restricts its axis: the same points, the same directories.
     assert sweep.grid("dynamics", ["drop.rate=0.0"]) == [
         ["drop.rate=0.0", f"seed={s}"] for s in range(3)] == sweep.grid("dynamics", [])[:3]
-    monkeypatch.setattr(sweep, "MULTIRUN", tmp_path / "multirun")
-    monkeypatch.setattr(sweep, "RESULTS", tmp_path / "results")
-    done = sweep.run_dir("dynamics", points[0])
+    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(launch, "RESULTS", tmp_path / "results")
+    done = launch.run_dir("dynamics", points[0])
     done.mkdir(parents=True)
     (done / "COMPLETE").write_text("{}")
-    half = sweep.run_dir("dynamics", points[1])
+    half = launch.run_dir("dynamics", points[1])
     half.mkdir(parents=True)
     (half / "checkpoint.pt").write_bytes(b"")
     monkeypatch.setattr("sys.argv", ["sweep", "dynamics", "--dry-run", "train.epochs=1",
@@ -228,22 +229,10 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
     assert not list(tmp_path.glob("multirun/dynamics/*/metrics.jsonl"))      # nothing started
 
 
-def test_parallel_jobs_are_pinned():
-    sweep = load_script("sweep")
-    cmd, env = sweep.pinned(["python", "x"], 1, gpus=None)
-    assert cmd[-2:] == ["threads=1", "device=cpu"]
-    assert cmd[:3] == ["taskset", "-c", "1"] or cmd[0] == "python"
-    cmd, env = sweep.pinned(["python", "x"], 1, gpus=["0", "1"])
-    assert env["CUDA_VISIBLE_DEVICES"] == "1" and cmd == ["python", "x"] and env["OMP_NUM_THREADS"] == "1"
-    # More jobs than GPUs: round robin.
-    assert [sweep.pinned(["python"], k, gpus=["2", "5"])[1]["CUDA_VISIBLE_DEVICES"]
-            for k in range(4)] == ["2", "5", "2", "5"]
-
-
 def test_several_experiments_queue_into_one_sweep(capsys, monkeypatch, tmp_path):
     sweep = load_script("sweep")
-    monkeypatch.setattr(sweep, "MULTIRUN", tmp_path / "multirun")
-    monkeypatch.setattr(sweep, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(launch, "RESULTS", tmp_path / "results")
     monkeypatch.setattr("sys.argv", ["sweep", "ablation_rate,ablation_cutoff", "--dry-run"])
     sweep.main()
     out = capsys.readouterr().out.splitlines()
