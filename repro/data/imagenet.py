@@ -13,7 +13,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from repro.data import register
-from repro.data.imagenet_subset import read_class_list
+from repro.data.imagenet_subset import image_root, read_class_list
 from repro.data.transforms import eval_transform, train_transform
 from repro.data.workers import ImageFiles, WorkerBatches, WorkerEvalSet
 from repro.errors import DataError
@@ -79,10 +79,7 @@ def all_classes(train: Path) -> list[str]:
 
 @register("imagenet")
 def load(cfg) -> StreamData:
-    if cfg.get("root") is None:
-        raise DataError("data.root is not set: point it at an ImageNet tree with train/ and val/ "
-                        "folders of class folders (data.root=/path/to/imagenet)")
-    root = Path(cfg.root).expanduser()
+    root = image_root(cfg)
     classes = read_class_list(cfg.class_list) if cfg.get("class_list") else all_classes(root / "train")
     if len(classes) != cfg.num_classes:
         source = "data.class_list" if cfg.get("class_list") else str(root / "train")

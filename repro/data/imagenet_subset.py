@@ -62,12 +62,17 @@ def decode_split(folder: Path, classes: list[str], img_size: int, workers: int):
     return torch.cat(xs), torch.cat(ys)
 
 
-@register("imagenet_subset")
-def load(cfg) -> ImageData:
+def image_root(cfg) -> Path:
+    """`data.root`: the folder holding train/ and val/ of class folders."""
     if cfg.get("root") is None:
         raise DataError("data.root is not set: point it at an ImageNet tree with train/ and val/ "
                         "folders of class folders (data.root=/path/to/imagenet)")
-    root = Path(cfg.root).expanduser()
+    return Path(cfg.root).expanduser()
+
+
+@register("imagenet_subset")
+def load(cfg) -> ImageData:
+    root = image_root(cfg)
     classes = read_class_list(cfg.get("class_list"))
     key = hashlib.sha256(f"{root.resolve()}|{classes}|{cfg.img_size}".encode()).hexdigest()[:16]
     cache = Path(cfg.get("cache_dir") or default_root()) / f"imagenet_subset_{key}.pt"
