@@ -98,10 +98,12 @@ class MetricsLog:
                 self.mirror_failed(err)
 
 
-def start_wandb(cfg_logger, config: dict, run_dir: Path, run_id: str, tags: list[str]):
+def start_wandb(cfg_logger, config: dict, run_dir: Path, run_id: str, tags: list[str],
+                reinit: str = "finish_previous"):
     """An offline / online W&B run for this run directory, or None (disabled, or it failed).
     Offline, the earlier launches' runs are deleted once this one starts: it gets their events
-    again from metrics.jsonl, and syncing both would log them twice."""
+    again from metrics.jsonl, and syncing both would log them twice. `reinit="create_new"` keeps
+    the process's other runs open (the seeds of a batched run)."""
     if cfg_logger.mode == "disabled":
         return None
     earlier = list((run_dir / "wandb").glob("offline-run-*")) if cfg_logger.mode == "offline" else []
@@ -111,7 +113,7 @@ def start_wandb(cfg_logger, config: dict, run_dir: Path, run_id: str, tags: list
             project=cfg_logger.project, entity=cfg_logger.get("entity"),
             group=cfg_logger.get("group"), tags=tags, config=flatten(config),
             name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir),
-            mode=cfg_logger.mode, reinit="finish_previous")
+            mode=cfg_logger.mode, reinit=reinit)
     except Exception as err:
         warnings.warn(f"W&B could not start ({err}); continuing with metrics.jsonl only")
         return None

@@ -43,9 +43,11 @@ def hardware(device: torch.device) -> str:
 
 def hardware_kind(record: dict) -> str:
     """The kind runs are paired within, from a provenance record: 'cpu' (fp32, any core count)
-    or the GPU's name (bf16 autocast). Runs of different kinds are never paired: their
+    or the GPU's name (bf16 autocast), with ' (batched)' for seeds trained as one batched model
+    (repro.run_batched: other dropout masks). Runs of different kinds are never paired: their
     trajectories diverge seed by seed even when their means agree."""
-    return "cpu" if str(record.get("device", "cpu")).startswith("cpu") else record["hardware"]
+    kind = "cpu" if str(record.get("device", "cpu")).startswith("cpu") else record["hardware"]
+    return f"{kind} (batched)" if record.get("batched") else kind
 
 
 def provenance(device: torch.device) -> dict:

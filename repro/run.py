@@ -153,13 +153,17 @@ def run(cfg, run_dir, record: dict[str, str] | None = None) -> dict:
         return train(cfg, run_dir, world, state, model, data, device)
 
 
-def metrics_log(cfg, run_dir: Path, world, device) -> MetricsLog:
-    """Rank 0's provenance, W&B run and metrics.jsonl; other ranks record nothing."""
+def metrics_log(cfg, run_dir: Path, world, device, batched: int = 0) -> MetricsLog:
+    """Rank 0's provenance, W&B run and metrics.jsonl; other ranks record nothing. A seed trained
+    in a batch of `batched` (repro.run_batched) says so in its provenance, and its W&B run is one
+    of several open in the process."""
     if not world.main:
         return MetricsLog(None)
-    write_json({**provenance(device), "world_size": world.size}, run_dir / "provenance.json")
+    write_json({**provenance(device), "world_size": world.size, **({"batched": batched} if batched else {})},
+               run_dir / "provenance.json")
     wandb_run = start_wandb(cfg.logger, OmegaConf.to_container(cfg, resolve=True), run_dir,
-                            run_id(run_dir), [cfg.model.name, cfg.drop.kind, cfg.drop.mode])
+                            run_id(run_dir), [cfg.model.name, cfg.drop.kind, cfg.drop.mode],
+                            reinit="create_new" if batched else "finish_previous")
     return MetricsLog(run_dir / "metrics.jsonl", wandb_run)
 
 

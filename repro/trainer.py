@@ -82,13 +82,7 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimizer step at the scheduled drop rate and LR; masks seeded by (seed, step).
         With train.nonfinite=skip, a step whose loss is not finite leaves the weights alone."""
-        if self.controller.kind != "none":
-            self.controller.apply(float(self.rates[self.step]))
-        self.scheduler.step_update(self.step)
-        # Rank 0 draws a single process's masks; other ranks (other data) draw their own.
-        seed = mix_seed(self.cfg.seed, self.step, 1, *([self.world.rank] if self.world.rank else []))
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)  # timm's Mixup draws from numpy
+        self.begin_step()
         if self.mixup:
             x, y = self.mixup(x, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -108,6 +102,19 @@ class Trainer:
             self.optimizer.step()
         self.step += 1
         return total
+
+    def begin_step(self) -> None:
+        """Set this step's drop rate and LR, and seed its random draws by `step_seed()`."""
+        if self.controller.kind != "none":
+            self.controller.apply(float(self.rates[self.step]))
+        self.scheduler.step_update(self.step)
+        seed = self.step_seed()
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)  # timm's Mixup draws from numpy
+
+    def step_seed(self) -> int:
+        """(seed, step): rank 0 draws a single process's masks; other ranks (other data) their own."""
+        return mix_seed(self.cfg.seed, self.step, 1, *([self.world.rank] if self.world.rank else []))
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -165,17 +172,21 @@ class Trainer:
     def log_train(self, seconds: float, rate: float) -> float:
         """Log the mean loss since the last log; stop on a non-finite loss."""
         loss = self.world.sum(self.loss_sum.clone()).item() / self.world.size / self.loss_count
-        if not math.isfinite(loss):
-            self.log.log("nonfinite", self.step, loss=loss, action="stopped")
-            raise FloatingPointError(
-                f"training loss is {loss} at step {self.step}; the last good checkpoint is "
-                f"{self.checkpoint_path}. Lower optim.lr or check the data, or set "
-                "train.nonfinite=skip to skip such steps.")
-        self.log.log("train", self.step, epoch=self.step / self.steps_per_epoch, loss=loss,
-                     lr=self.optimizer.param_groups[0]["lr"], drop_rate=rate,
-                     img_per_s=self.loss_count * self.cfg.train.batch_size / seconds)
+        self.log_loss(self.log, loss, seconds, rate, self.checkpoint_path)
         self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
         return loss
+
+    def log_loss(self, log: MetricsLog, loss: float, seconds: float, rate: float, checkpoint_path) -> None:
+        """The train event of `loss` (the mean since the last log) in `log`; a non-finite one stops."""
+        if not math.isfinite(loss):
+            log.log("nonfinite", self.step, loss=loss, action="stopped")
+            raise FloatingPointError(
+                f"training loss is {loss} at step {self.step}; the last good checkpoint is "
+                f"{checkpoint_path}. Lower optim.lr or check the data, or set "
+                "train.nonfinite=skip to skip such steps.")
+        log.log("train", self.step, epoch=self.step / self.steps_per_epoch, loss=loss,
+                lr=self.optimizer.param_groups[0]["lr"], drop_rate=rate,
+                img_per_s=self.loss_count * self.cfg.train.batch_size / seconds)
 
     def fit(self, stop_at: int | None = None) -> dict:
         """Train from `self.step` to the end (or to step `stop_at`); return the last evaluation.
@@ -214,18 +225,21 @@ class Trainer:
             if self.step % self.steps_per_epoch:
                 break                                   # stopped at stop_at, mid-epoch
             if (epoch + 1) % t.eval_every == 0 or self.step == self.total_steps:
-                metrics = self.evaluate()
-                self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
-                self.log.log("eval", self.step, epoch=epoch + 1, best_test_acc=self.best_test_acc,
-                             **metrics)
-                MESSAGES.info(f"epoch {epoch + 1}/{t.epochs}, step {self.step}: test accuracy "
-                              f"{metrics['test_acc']:.4f}, full-model train loss "
-                              f"{metrics['train_full_loss']:.4f}")
+                metrics = self.log_eval(epoch + 1)
             self.save_checkpoint()
             reason = self.stop_reason()
             if reason:
                 self.interrupt(bar, reason)
         bar.close()
+        return metrics
+
+    def log_eval(self, epoch: int) -> dict:
+        """Evaluate after `epoch` (counted from 1), keep the best test accuracy, log the event."""
+        metrics = self.evaluate()
+        self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
+        self.log.log("eval", self.step, epoch=epoch, best_test_acc=self.best_test_acc, **metrics)
+        MESSAGES.info(f"epoch {epoch}/{self.cfg.train.epochs}, step {self.step}: test accuracy "
+                      f"{metrics['test_acc']:.4f}, full-model train loss {metrics['train_full_loss']:.4f}")
         return metrics
 
     def stop_reason(self) -> str | None:

@@ -181,10 +181,12 @@ def func_grad_seq(model, x, y):
 def test_model_distance_and_blocks():
     torch.manual_seed(0)
     model = Micro()
-    initial = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad]).clone()
+    initial = flat_params(model)
     with torch.no_grad():
         model.fc2.bias += torch.tensor([3.0, 0.0, 4.0])
-    assert model_distance(model, initial) == pytest.approx(5.0)
+    assert model_distance(flat_params(model), initial) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="another model"):
+        model_distance(flat_params(model)[:-1], initial)
     blocks = parameter_blocks(model)
     assert list(blocks) == ["fc1", "fc2", "unused"] and blocks["fc2"] == [(24, 39)]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 
 CHUNK = 1 << 20  # parameters per float64 chunk
 
@@ -43,9 +42,8 @@ def grad_norm(grad: torch.Tensor) -> float:
     return inner(grad[None], grad[None]).sqrt().item()
 
 
-def model_distance(model: nn.Module, initial: torch.Tensor) -> float:
-    """||W_t - W_0||_2 over all trainable parameters, against a flat copy of the initial ones."""
-    current = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
+def model_distance(current: torch.Tensor, initial: torch.Tensor) -> float:
+    """||W_t - W_0||_2 between two flat parameter vectors (repro.analysis.gradients.flat_params)."""
     if current.numel() != initial.numel():
         raise ValueError(f"the model has {current.numel()} trainable parameters but the initial "
                          f"copy has {initial.numel()}: it belongs to another model")

@@ -38,6 +38,7 @@ from repro.analysis.metrics import (
     grad_direction_variance,
     grad_norm,
     inner,
+    model_distance,
     noise_to_signal,
     subset_error,
 )
@@ -138,7 +139,7 @@ class DynamicsProbe:
         out = {"full_set_size": len(self.full_y), "num_grads": self.cfg.num_grads,
                "batch_size": self.batch_size, "train_batch_size": trainer.cfg.train.batch_size,
                "drop_rate": scheduled_rate(trainer),
-               "model_distance": grad_norm(flat_params(model) - self.initial.to(full.device)),
+               "model_distance": model_distance(flat_params(model), self.initial),
                "full_grad_error": full_error, **on,
                **{f"masks_off/{k}": v for k, v in off.items() if k != "full_grad_norm"}}
         out.update({f"mask_effect/{k}": on[k] - off[k] for k in DECOMPOSED})
