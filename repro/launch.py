@@ -52,12 +52,14 @@ def recorded(name: str, hardware: str) -> set:
     return {r["run"] for r in read_csv(path) if r.get("hardware") == hardware} if path.is_file() else set()
 
 
-def hardware_here(gpus: list[str] | None) -> str:
+def hardware_here(gpus: list[str] | None, batched: bool = False) -> str:
     """The hardware kind runs launched here are recorded under (repro.provenance.hardware_kind)."""
-    if not gpus:
-        return "cpu"
-    import torch
-    return torch.cuda.get_device_name(0)
+    if gpus:
+        import torch
+        kind = torch.cuda.get_device_name(0)
+    else:
+        kind = "cpu"
+    return kind + (" (batched)" if batched else "")
 
 
 def run_dir(name: str, overrides: list[str]) -> Path:
@@ -71,6 +73,10 @@ def status(path: Path, recorded_runs: set = frozenset()) -> str:
 
 
 def command(name: str, overrides: list[str]) -> list[str]:
+    """One run, or with `seeds=a,b,...` one seed-batched process (repro.train_batched), which
+    puts each seed's run where run_dir puts that seed's grid point."""
+    if any(o.startswith("seeds=") for o in overrides):
+        return [sys.executable, "-m", "repro.train_batched", f"experiment={name}", *overrides]
     return [sys.executable, "-m", "repro.train", f"experiment={name}", *overrides,
             f"hydra.run.dir='{run_dir(name, overrides)}'"]   # quoted: the name holds = and ,
 

@@ -186,7 +186,8 @@ def train(cfg, run_dir: Path, world, state, model, data, device) -> dict:
     try:
         with StopOnSignals(cfg.train.stop_signals) as stop:
             trainer.stop_requested = stop
-            final = trainer.fit()
+            # trained to the end but killed before the summary: the last evaluation again
+            final = trainer.fit() if trainer.step < trainer.total_steps else trainer.evaluate()
     except Interrupted as note:
         MESSAGES.info(f"stopped: {note}")
         stop.forward()              # e.g. submitit's handler requeues; `finally` still runs

@@ -1,6 +1,7 @@
 """Run the pending runs of the committed experiment plans within a wall-time budget.
 
-    python scripts/plan_queue.py --budget 1800 [--jobs N] [--gpus] [--only NAME,...] [--dry-run]
+    python scripts/plan_queue.py --budget 1800 [--jobs N] [--gpus] [--batched K] [--only NAME,...]
+                                 [--dry-run]
 
 Pending: the runs each results/NAME/plan.json asks for (repro.plan) that neither results/NAME
 holds on this hardware kind nor multirun/ has finished. Order: the experiments of --only in that
@@ -10,6 +11,10 @@ hardware kind in results/NAME/collection.json (else the experiment's median, els
 --default-estimate). A job starts only when its estimate fits in what is left of the budget;
 jobs still running when the budget ends get SIGTERM: they write a checkpoint and stop, and the
 next window resumes them. Every run that finishes is recorded in results/NAME at once: commit it.
+
+--batched K trains up to K pending seeds of one method as one seed-batched process
+(repro.train_batched): the runs per GPU-minute that small models need. Batched runs are their
+own hardware kind ("<kind> (batched)"), so they advance only a plan written for that kind.
 """
 from __future__ import annotations
 
@@ -23,12 +28,18 @@ import time
 from repro import launch
 
 
-def plans(only: str | None) -> list[str]:
+def plans(only: str | None, hardware: str) -> list[str]:
+    """The experiments whose committed plan governs `hardware` (asked for by --only: all must)."""
     names = only.split(",") if only else sorted(p.parent.name for p in launch.RESULTS.glob("*/plan.json"))
-    missing = [n for n in names if not (launch.RESULTS / n / "plan.json").is_file()]
+    kinds = {n: (launch.read_plan(launch.RESULTS / n) or {}).get("hardware") for n in names}
+    missing = [n for n in names if kinds[n] is None]
     if missing:
         sys.exit(f"error: no committed plan for {missing}; write one with python -m repro.plan NAME --write")
-    return names
+    wrong = [f"{n} ({kinds[n]})" for n in names if kinds[n] != hardware]
+    if only and wrong:
+        sys.exit(f"error: the plans of {wrong} govern other hardware than this machine's {hardware!r}: "
+                 "runs here would not pair with theirs; write a plan for this kind from a pilot run here")
+    return [n for n in names if kinds[n] == hardware]
 
 
 def wall_times(name: str, hardware: str) -> dict[str, list[float]]:
@@ -61,6 +72,18 @@ def pending(names: list[str], hardware: str) -> list[tuple[str, list[str]]]:
             if launch.status(launch.run_dir(name, overrides), done) != "done"]
 
 
+def batched(todo: list[tuple[str, list[str]]], k: int) -> list[tuple[str, list[str]]]:
+    """The pending runs as seed-batched jobs: up to k seeds of one method each, in the order the
+    method first appears, so that the first jobs complete the first pairs."""
+    groups: dict[tuple, list[str]] = {}
+    for name, overrides in todo:
+        rest = tuple(o for o in overrides if not o.startswith("seed="))
+        groups.setdefault((name, rest), []).extend(o[5:] for o in overrides if o.startswith("seed="))
+    jobs = [(name, [*rest, f"seeds={','.join(seeds[i:i + k])}"])
+            for (name, rest), seeds in groups.items() for i in range(0, len(seeds), k)]
+    return sorted(jobs, key=lambda job: int(job[1][-1][6:].split(",")[0]))
+
+
 def schedule(todo: list, estimate, jobs: int, budget: float) -> list[tuple[str, list[str], float, float]]:
     """The runs that fit, as the launcher will start them: (name, overrides, start, end) in
     seconds from now, each in the slot that frees first; the first run that does not fit ends it."""
@@ -81,6 +104,8 @@ def main():
     parser.add_argument("--budget", type=float, required=True, help="wall-time budget in seconds")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel processes")
     parser.add_argument("--gpus", action="store_true", help="pin jobs to GPUs (round robin), not cores")
+    parser.add_argument("--batched", type=int, default=0, metavar="K",
+                        help="train up to K seeds of one method in one seed-batched process")
     parser.add_argument("--only", help="experiments, comma-separated, in priority order")
     parser.add_argument("--default-estimate", type=float, default=600.0,
                         help="seconds per run where nothing has been measured on this hardware")
@@ -91,10 +116,16 @@ def main():
     gpus = launch.visible_gpus() if args.gpus else None
     if args.gpus and not gpus:
         sys.exit("error: --gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
-    hardware = launch.hardware_here(gpus)
-    names = plans(args.only)
+    hardware = launch.hardware_here(gpus, bool(args.batched))
+    names = plans(args.only, hardware)
+    if not names:
+        print(f"no committed plan governs {hardware!r}: write one from a pilot run on it "
+              "(python -m repro.plan NAME --hardware KIND --write)")
+        return
     todo = pending(names, hardware)
     estimate = estimator(names, hardware, args.default_estimate)
+    if args.batched:
+        todo = batched(todo, args.batched)
     fits = schedule(todo, estimate, args.jobs, args.budget)
     for name, overrides, start, end in fits:
         print(f"{name} {' '.join(overrides)}: ~{end - start:.0f} s, done by ~{end:.0f} s")

@@ -128,3 +128,22 @@ def test_queue_dry_run_lists_the_pending_plan(capsys, monkeypatch, tmp_path):
     assert not any(f"drop={d} seed={s}:" in line for line in listed for d, s in
                    [(r.split(",")[0][5:], r.split(",")[1][5:]) for r in done])
     assert not list(tmp_path.glob("multirun/*"))                     # nothing started
+
+
+def test_queue_batches_seeds_of_one_method_into_one_process():
+    queue = load_script("plan_queue")
+    todo = [("e", [f"drop={d}", f"seed={s}"]) for s in (3, 4, 5) for d in ("none", "early_dropout")]
+    jobs = queue.batched(todo, 2)
+    assert jobs == [("e", ["drop=none", "seeds=3,4"]), ("e", ["drop=early_dropout", "seeds=3,4"]),
+                    ("e", ["drop=none", "seeds=5"]), ("e", ["drop=early_dropout", "seeds=5"])]
+    cmd = launch.command(*jobs[0])
+    assert cmd[1:] == ["-m", "repro.train_batched", "experiment=e", "drop=none", "seeds=3,4"]
+    assert launch.command("e", ["drop=none", "seed=3"])[2] == "repro.train"
+
+
+def test_queue_runs_only_plans_of_this_hardware_kind(capsys, monkeypatch):
+    queue = load_script("plan_queue")
+    assert queue.plans(None, "cpu") == ["early_regime"] and queue.plans(None, "cpu (batched)") == []
+    monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "60", "--batched", "4", "--dry-run"])
+    queue.main()
+    assert "no committed plan governs 'cpu (batched)'" in capsys.readouterr().out

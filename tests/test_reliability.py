@@ -276,3 +276,16 @@ def test_wandb_offline_record_holds_every_event_once_after_kill_and_resume(tiny_
             {f"{e['event']}/{k}": v for k, v in e.items() if k not in ("event", "step")})
     assert [r["_step"] for r in rows] == list(expected)
     assert [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows] == list(expected.values())
+
+
+def test_killed_after_the_last_checkpoint_before_the_summary_finishes_on_relaunch(tiny_cfg, tmp_path):
+    """The kill lands between the final checkpoint and summary.json / COMPLETE: the relaunch
+    trains nothing more and writes the summary of the same evaluation."""
+    cfg = tiny_cfg()
+    first = run(cfg, tmp_path)
+    for name in ("COMPLETE", "summary.json"):
+        (tmp_path / name).unlink()
+    again = run(cfg, tmp_path)
+    assert (again["test_acc"], again["train_full_loss"], again["steps"]) == \
+        (first["test_acc"], first["train_full_loss"], first["steps"])
+    assert (tmp_path / "COMPLETE").is_file()

@@ -1,0 +1,65 @@
+"""Seed-batched training from the command line: several seeds of one config in one process, as
+one batched model (repro.run_batched), each seed's run where the sweep puts it.
+
+    python -m repro.train_batched experiment=NAME [key=value ...] seeds=3,4,5,6 [threads=N] [device=D]
+
+Seed k's run directory is `repro.launch.run_dir(NAME, [key=value ..., seed=k])`:
+multirun/NAME/<the overrides and seed=k, sorted, comma-joined>, e.g.
+multirun/early_regime/drop=none,seed=3 -- the directory scripts/sweep.py and scripts/plan_queue.py
+give that grid point, so they count it as done once it finishes, and a relaunch resumes it.
+NAME is the config's `name` (the experiment's); `experiment=`, `threads=` and `device=` stay out
+of the directory names, as the launchers keep them out. Refusals (an option batching does not
+support, a directory holding another run) print one line, `error: ...`, and exit with status 2
+before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from hydra.errors import HydraException
+
+from repro.errors import ConfigError, DataError, refuse
+from repro.launch import run_dir
+from repro.run_batched import run_batched
+from repro.train import compose_config
+
+UNNAMED = ("experiment", "threads", "device")     # overrides that do not name a run directory
+
+
+def split_seeds(args: list[str]) -> tuple[list[int], list[str]]:
+    """The seeds of `seeds=a,b,...` (or `[a,b,...]`) and the other overrides."""
+    given = [a for a in args if a.startswith("seeds=")]
+    overrides = [a for a in args if not a.startswith("seeds=")]
+    if any(a.lstrip("+~").startswith("seed=") for a in overrides):
+        raise ConfigError("seed=...: give the batch's seeds as seeds=a,b,... (e.g. seeds=0,1,2,3)")
+    if len(given) != 1:
+        raise ConfigError("seeds=a,b,... is required once: the seeds to train together, e.g. seeds=0,1,2,3")
+    text = given[0].removeprefix("seeds=").strip("[]")
+    try:
+        return [int(s) for s in text.split(",")], overrides
+    except ValueError:
+        raise ConfigError(f"{given[0]}: the seeds must be integers, e.g. seeds=0,1,2,3") from None
+
+
+def seed_run_dirs(name: str, overrides: list[str], seeds: list[int]) -> list:
+    named = [o for o in overrides if o.partition("=")[0].lstrip("+~") not in UNNAMED]
+    return [run_dir(name, [*named, f"seed={seed}"]) for seed in seeds]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, and seeds=a,b,...")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    try:
+        seeds, overrides = split_seeds(args.overrides)
+        cfg = compose_config(overrides)
+        return run_batched(cfg, seeds, seed_run_dirs(cfg.name, overrides, seeds))
+    except (ConfigError, DataError, HydraException) as err:
+        refuse(err)
+
+
+if __name__ == "__main__":
+    main()
