@@ -23,14 +23,9 @@ from repro.plot import plot_run
 from repro.preemption import StopOnSignals
 from repro.provenance import provenance
 from repro.results import run_status, sha256_file
+from repro.schedules import DropSchedule
 from repro.trainer import Interrupted, Trainer
 from repro.validate import validate
-
-
-def max_rates(drop) -> dict:
-    """Build with the schedule's maximum so that a rate starting at 0 can be switched on later."""
-    return {"dropout": drop.rate if drop.kind == "dropout" else 0.0,
-            "drop_path": drop.rate if drop.kind == "drop_path" else 0.0}
 
 
 def check_loaded(cfg, data) -> None:
@@ -54,7 +49,7 @@ def seeded_model(cfg, data):
     """`cfg`'s model for `data`, initialized from `cfg.seed` (the same weights on every call)."""
     torch.manual_seed(cfg.seed)
     return build_model(cfg.model, num_classes=data.num_classes, in_chans=cfg.data.in_chans,
-                       img_size=cfg.data.img_size, **max_rates(cfg.drop))
+                       img_size=cfg.data.img_size, **DropSchedule.max_rates(cfg.drop))
 
 
 def prepare(cfg, device: torch.device | None = None):
@@ -205,7 +200,7 @@ def summarize(cfg, run_dir: Path, trainer, final: dict, seconds: float) -> dict:
                "wall_s_this_launch": seconds}
     if trainer.world.main:
         write_json(summary, run_dir / "summary.json")
-        plot_run(run_dir, trainer.rates)
+        plot_run(run_dir, trainer.schedule.rates)
         write_json({"summary": summary, "config_hash": checkpoint.config_hash(cfg),
                     "metrics_sha256": sha256_file(run_dir / "metrics.jsonl")}, run_dir / "COMPLETE")
         MESSAGES.info(f"test accuracy {summary['test_acc']:.4f}, full-model train loss "

@@ -153,6 +153,6 @@ def train(cfgs, run_dirs: list[Path], states, models, data, device) -> list[dict
     summaries = []
     for k, (c, d) in enumerate(zip(cfgs, run_dirs)):
         seed = SimpleNamespace(best_test_acc=trainer.best_test_acc[k], step=trainer.step, world=SINGLE,
-                               rates=trainer.rates)     # what run.summarize reads of a Trainer
+                               schedule=trainer.schedule)   # what run.summarize reads of a Trainer
         summaries.append(run.summarize(c, d, seed, final[k], seconds))
     return summaries

@@ -1,16 +1,23 @@
-"""Drop-rate schedules (standard / early / late) and writing a rate into a model's modules.
+"""The paper's idea in one place: drop-rate schedules (standard / early / late) and writing the
+step's rate into a model.
 
-`drop_schedule` follows the official code's semantics exactly (docs/paper.md section 2): one value per
-optimizer step. `DropController` writes the value of the current step into every dropout site or,
-for stochastic depth, into every block's DropPath scaled by the linear depth rule.
+`DropSchedule.from_config` is the only place a run's cutoff and per-step rates are worked out;
+`DropSchedule.max_rates` says what to build the model with, `rate(step)` what a step uses and
+`controller(model)` writes it. `drop_schedule` follows the official code's semantics exactly
+(docs/paper.md section 2): one value per optimizer step. `DropController` writes the value of
+the current step into every dropout site or, for stochastic depth, into every block's DropPath
+scaled by the linear depth rule.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch.nn as nn
 from timm.layers import DropPath
+
+from repro.models import residual_blocks
 
 MODES = ("standard", "early", "late")
 SCHEDULES = ("constant", "linear", "cosine", "increasing")
@@ -101,3 +108,37 @@ class DropController:
         attr = "p" if self.kind == "dropout" else "drop_prob"
         for module, scale in self.sites:
             setattr(module, attr, rate * scale)
+
+
+def cutoff_epoch(drop, epochs: int) -> float:
+    """`cutoff_epoch` if set, else `cutoff_fraction` of the epochs (a drop config, or a mapping
+    with those two keys)."""
+    return drop["cutoff_epoch"] if drop.get("cutoff_epoch") is not None else drop["cutoff_fraction"] * epochs
+
+
+@dataclass(frozen=True)
+class DropSchedule:
+    """A run's drop schedule: which sites it drives (`kind`) and the rate of every step."""
+    kind: str
+    rates: np.ndarray
+
+    @classmethod
+    def from_config(cls, drop, epochs: int, steps_per_epoch: int) -> DropSchedule:
+        """The schedule of drop config `drop`. A rate of 0 throughout (the p = 0 arm of a sweep)
+        drives nothing: timm builds no drop site for it."""
+        rates = (np.zeros(epochs * steps_per_epoch) if drop.kind == "none" else drop_schedule(
+            drop.rate, epochs, steps_per_epoch, cutoff_epoch(drop, epochs), drop.mode, drop.schedule))
+        return cls(drop.kind if rates.max() > 0 else "none", rates)
+
+    @staticmethod
+    def max_rates(drop) -> dict:
+        """Build with the schedule's maximum so that a rate starting at 0 can be switched on later."""
+        return {"dropout": drop.rate if drop.kind == "dropout" else 0.0,
+                "drop_path": drop.rate if drop.kind == "drop_path" else 0.0}
+
+    def rate(self, step: int) -> float:
+        """The rate optimizer step `step` trains with (the last step's after the end)."""
+        return float(self.rates[min(step, len(self.rates) - 1)])
+
+    def controller(self, model: nn.Module) -> DropController:
+        return DropController(model, self.kind, residual_blocks(model))

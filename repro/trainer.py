@@ -22,17 +22,10 @@ from repro.data.loader import mix_seed
 from repro.distributed import World
 from repro.layers import make_compilable
 from repro.logger import MESSAGES, MetricsLog
-from repro.models import residual_blocks
 from repro.optim import build_optimizer
-from repro.schedules import DropController, drop_schedule
+from repro.schedules import DropSchedule
 
 SINGLE = World()  # one process
-
-
-def cutoff_epoch(cfg) -> float:
-    """`drop.cutoff_epoch` if set, else `drop.cutoff_fraction` of `train.epochs`."""
-    d = cfg.drop
-    return d.cutoff_epoch if d.get("cutoff_epoch") is not None else d.cutoff_fraction * cfg.train.epochs
 
 
 class Trainer:
@@ -49,14 +42,10 @@ class Trainer:
         self.normalize = getattr(self.batches, "normalize", None)   # the batched path's (for the probe)
         self.steps_per_epoch = len(self.batches)
         self.total_steps = t.epochs * self.steps_per_epoch
-        self.rates = (np.zeros(self.total_steps) if d.kind == "none" else drop_schedule(
-            d.rate, t.epochs, self.steps_per_epoch, cutoff_epoch(cfg), d.mode, d.schedule))
-        # A zero rate throughout (the p = 0 arm of a sweep) drops nothing: timm builds no drop
-        # sites for it, so there is nothing to control.
-        kind = d.kind if self.rates.max() > 0 else "none"
+        self.schedule = DropSchedule.from_config(d, t.epochs, self.steps_per_epoch)
         if t.compile:                            # scheduled rates as data: no recompiles per step
-            make_compilable(model, kind)
-        self.controller = DropController(model, kind, residual_blocks(model))
+            make_compilable(model, self.schedule.kind)
+        self.controller = self.schedule.controller(model)
         # Data parallel: gradients are averaged across ranks; the module itself stays `model`.
         ids = [device.index] if device.type == "cuda" else None
         self.parallel = DistributedDataParallel(self.model, ids) if world.size > 1 else self.model
@@ -106,7 +95,7 @@ class Trainer:
     def begin_step(self) -> None:
         """Set this step's drop rate and LR, and seed its random draws by `step_seed()`."""
         if self.controller.kind != "none":
-            self.controller.apply(float(self.rates[self.step]))
+            self.controller.apply(self.schedule.rate(self.step))
         self.scheduler.step_update(self.step)
         seed = self.step_seed()
         torch.manual_seed(seed)
@@ -205,7 +194,7 @@ class Trainer:
             for x, y in self.batches.epoch(epoch, start):
                 if self.step == stop_at:
                     break
-                rate = float(self.rates[self.step])
+                rate = self.schedule.rate(self.step)
                 self.loss_sum += self.train_step(x, y)
                 self.loss_count += 1
                 self.observe()

@@ -36,7 +36,7 @@ from repro.analysis.measure import measure_run
 from repro.analysis.probe import DECOMPOSED, DynamicsProbe, measurement_steps
 from repro.figures.dynamics import batch_axis_lines, effects, make, make_batch_axis
 from repro.run import run
-from repro.schedules import DropController
+from repro.schedules import DropController, DropSchedule
 
 
 def test_hand_computed_values():
@@ -218,7 +218,8 @@ PROBE_CFG = dict(steps=[3], every=0, log_first=0, log_points=0, num_grads=5, bat
 
 def micro_trainer(model, rate: float, seed: int, x, y, batch_size: int = 8):
     """What the probe reads of a Trainer, around a micro model at step 3 of 10."""
-    return SimpleNamespace(model=model, step=3, total_steps=10, rates=np.full(10, rate),
+    return SimpleNamespace(model=model, step=3, total_steps=10,
+                           schedule=DropSchedule("dropout" if rate > 0 else "none", np.full(10, rate)),
                            controller=DropController(model, "dropout" if rate > 0 else "none"),
                            batches=SimpleNamespace(x=x, y=y), normalize=lambda v: v,
                            cfg=OmegaConf.create({"seed": seed, "train": {"batch_size": batch_size}}))

@@ -110,3 +110,20 @@ def test_drop_path_gets_linear_depth_rule(build):
 def test_drop_path_needs_blocks():
     with pytest.raises(ValueError, match="residual blocks"):
         DropController(torch.nn.Sequential(torch.nn.Linear(2, 2)), "drop_path", [])
+
+
+def test_drop_schedule_is_the_one_place_rates_are_worked_out():
+    from omegaconf import OmegaConf
+
+    from repro.schedules import DropSchedule
+    drop = OmegaConf.create(dict(kind="dropout", mode="early", schedule="linear", rate=0.3,
+                                 cutoff_epoch=None, cutoff_fraction=0.5))
+    s = DropSchedule.from_config(drop, 4, 10)              # cutoff: half of 4 epochs = step 20
+    assert s.kind == "dropout"
+    assert np.allclose(s.rates, np.concatenate([np.linspace(0.3, 0, 20), np.zeros(20)]))
+    assert s.rate(0) == 0.3 and s.rate(20) == 0 and s.rate(10_000) == s.rate(39)
+    drop.cutoff_epoch = 1.0                                # an explicit cutoff epoch wins
+    assert np.count_nonzero(DropSchedule.from_config(drop, 4, 10).rates) == 9    # linspace ends at 0
+    assert DropSchedule.max_rates(drop) == {"dropout": 0.3, "drop_path": 0.0}
+    drop.rate = 0.0                                        # p = 0 throughout drives nothing
+    assert DropSchedule.from_config(drop, 4, 10).kind == "none"

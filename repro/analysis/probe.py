@@ -155,7 +155,7 @@ class DynamicsProbe:
 
 def scheduled_rate(trainer) -> float:
     """The drop rate training applies at the trainer's step (its last one after the end)."""
-    return float(trainer.rates[min(trainer.step, trainer.total_steps - 1)])
+    return trainer.schedule.rate(trainer.step)
 
 
 def summarize(grads: torch.Tensor, full: torch.Tensor, quiet: bool = False) -> dict:

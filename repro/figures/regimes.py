@@ -17,6 +17,7 @@ from repro.claims import NONE, Claim
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
 from repro.ledger import hardware_kinds, rows_on
 from repro.plan import read_plan
+from repro.schedules import cutoff_epoch
 from repro.stats import planned_verdict
 
 
@@ -189,9 +190,8 @@ def plot_curves(regime: Regime, curves: list[dict], runs: list[dict], out: Path)
     marked = [r for r in runs if (r["drop.kind"], r["drop.mode"]) == regime.cutoff_method]
     if marked:
         r = marked[0]
-        cutoff = r["drop.cutoff_epoch"]
-        if cutoff is None:
-            cutoff = r["drop.cutoff_fraction"] * r["train.epochs"]
+        cutoff = cutoff_epoch({"cutoff_epoch": r["drop.cutoff_epoch"],
+                               "cutoff_fraction": r["drop.cutoff_fraction"]}, r["train.epochs"])
         steps_per_epoch = r["steps"] / r["train.epochs"]
         axes[0].axvline(cutoff * steps_per_epoch, color="gray", ls="--", label="cutoff")
         for ax in axes[1:]:
