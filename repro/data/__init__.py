@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from repro.data.loader import EvalSet, Normalize, TrainBatches
+from repro.data.loader import EvalSet, Normalize, TrainBatches, train_eval_indices
 from repro.data.transforms import train_transform
 from repro.data.workers import TensorImages, WorkerBatches
 from repro.errors import ConfigError
@@ -66,8 +66,7 @@ class ImageData:
         else:
             batches = TrainBatches(self.train_x.to(device), self.train_y.to(device), t.batch_size, normalize,
                                    cfg.seed, d.crop_padding, d.hflip, shard=world.rank, shards=world.size)
-        probe = torch.randperm(len(self.train_y), generator=torch.Generator().manual_seed(0))
-        probe = probe[:t.train_eval_size]
+        probe = train_eval_indices(len(self.train_y), t.train_eval_size)
         shard = slice(world.rank, None, world.size)     # each rank evaluates every size-th image
         return batches, {"test": EvalSet(self.test_x[shard].to(device), self.test_y[shard].to(device),
                                          normalize),

@@ -14,6 +14,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from repro.data import register
 from repro.data.imagenet_subset import image_root, read_class_list
+from repro.data.loader import train_eval_indices
 from repro.data.transforms import eval_transform, train_transform
 from repro.data.workers import ImageFiles, WorkerBatches, WorkerEvalSet
 from repro.errors import DataError
@@ -62,8 +63,7 @@ class StreamData:
         train, evaluate = train_transform(d, *self.mean_std), eval_transform(d, *self.mean_std)
         batches = WorkerBatches(self.files("train", d.bad_images), train, t.batch_size, cfg.seed, device,
                                 d.workers, t.channels_last, world.rank, world.size)
-        probe = torch.randperm(len(self.train_y), generator=torch.Generator().manual_seed(0))
-        probe = probe[:t.train_eval_size]
+        probe = train_eval_indices(len(self.train_y), t.train_eval_size)
         sets = {"test": self.files("val", d.bad_images),
                 "train_full": self.files("train", d.bad_images, probe)}
         return batches, {name: WorkerEvalSet(images, evaluate, device, d.workers, world.rank, world.size)

@@ -93,6 +93,11 @@ def eval_batches(x, y, batch_size: int, normalize: Normalize):
         yield normalize(x[i:i + batch_size]), y[i:i + batch_size]
 
 
+def train_eval_indices(n: int, size: int) -> torch.Tensor:
+    """The fixed training subset the full model is evaluated on (the same for every seed)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:size]
+
+
 class EvalSet:
     """A fixed, unaugmented evaluation set held on the device."""
 
