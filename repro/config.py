@@ -1,14 +1,51 @@
-"""The typed schema of every config group. `check_schema` merges a config into it, so a wrong
-type or an unknown key (e.g. a typo added with `+`) stops the run before anything is loaded."""
+"""The typed schema of every config group and the choices its keys take, stated once here.
+
+Hydra composes a run's config from conf/. `check_schema` merges it into `Config`, so a wrong type,
+an unknown key (e.g. a typo added with `+`) or a value outside a key's choices stops the run,
+naming the key (and the choices), before anything is loaded. `register_schemas` puts each group's
+schema in Hydra's ConfigStore (`GROUP/schema`) and the train defaults below (`train/defaults`,
+the `train` node of conf/config.yaml). Every conf/data file starts from `data/schema`, so Hydra
+checks those keys as it composes; the other groups stay plain YAML on purpose: started from
+their schema, a composed config would gain the optional keys a file leaves out and turn integers
+into floats (cutoff_epoch: 50 -> 50.0), which changes `checkpoint.config_hash` of existing runs.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, is_dataclass
+from enum import Enum
+from typing import Any, Optional, get_type_hints
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from repro.errors import ConfigError
+
+
+class Choice(str, Enum):
+    """One of a key's choices: equal to, printed and serialized as its value (like 3.11's StrEnum),
+    and named by it, so that configs, to_yaml and config hashes read as plain strings."""
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+def choice(name: str, *names: str) -> type[Choice]:
+    return Choice(name, [(v, v) for v in names], module=__name__)
+
+
+def values(choices: type[Choice]) -> tuple[str, ...]:
+    return tuple(c.value for c in choices)
+
+
+DropKind = choice("DropKind", "none", "dropout", "drop_path")
+DropMode = choice("DropMode", "standard", "early", "late")
+DropShape = choice("DropShape", "constant", "linear", "cosine", "increasing")
+LoggerMode = choice("LoggerMode", "offline", "online", "disabled")
+AnalysisMode = choice("AnalysisMode", "off", "live", "snapshot")   # quote off in YAML: "off"
+NonFinite = choice("NonFinite", "stop", "skip")
+Interpolation = choice("Interpolation", "bicubic", "bilinear", "nearest", "random")
+BadImages = choice("BadImages", "error", "skip")
+CompileMode = choice("CompileMode", "default", "reduce-overhead", "max-autotune",
+                     "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -31,10 +68,10 @@ class DataConfig:
     workers: int = 4
     auto_augment: Optional[str] = None  # a timm policy (rand-m9-mstd0.5-inc1): per-image, in workers
     rrc_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])   # with auto_augment / imagenet
-    interpolation: str = "bicubic"
+    interpolation: Interpolation = Interpolation.bicubic
     random_erasing: float = 0.0
     crop_pct: float = 0.875
-    bad_images: str = "error"           # imagenet: error or skip
+    bad_images: BadImages = BadImages.error   # imagenet: a file that cannot be decoded
     seed: int = 0                       # synthetic
     num_train: int = 512
     num_test: int = 256
@@ -62,9 +99,9 @@ class ModelConfig:
 
 @dataclass
 class DropConfig:
-    kind: str
-    mode: str
-    schedule: str
+    kind: DropKind
+    mode: DropMode
+    schedule: DropShape
     rate: float
     cutoff_epoch: Optional[float] = None
     cutoff_fraction: float = 0.0
@@ -87,7 +124,7 @@ class OptimConfig:
 
 @dataclass
 class LoggerConfig:
-    mode: str
+    mode: LoggerMode
     project: str
     entity: Optional[str] = None
     group: Optional[str] = None
@@ -95,7 +132,7 @@ class LoggerConfig:
 
 @dataclass
 class AnalysisConfig:
-    mode: str
+    mode: AnalysisMode
     steps: list[int] = field(default_factory=list)
     every: int = 0
     log_first: int = 0
@@ -110,23 +147,27 @@ class AnalysisConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int
-    batch_size: int
-    accum_steps: int = 1
+    """The train defaults, stated only here (conf/config.yaml takes them as `train: defaults`;
+    recipes and experiments override them)."""
+    epochs: int = 3
+    batch_size: int = 128           # images per optimizer step
+    accum_steps: int = 1            # split each step into this many micro-batches (gradient accumulation)
     eval_batch_size: int = 1000
-    train_eval_size: int = 10000
-    log_every: int = 10
-    eval_every: int = 1
-    ckpt_every: int = 0
-    nonfinite: str = "stop"
+    train_eval_size: int = 10000    # fixed training subset for the full-model (eval-mode) training loss
+    log_every: int = 10             # optimizer steps between train events in metrics.jsonl
+    eval_every: int = 1             # epochs between evaluations (the last epoch is always evaluated)
+    ckpt_every: int = 0             # steps between mid-epoch checkpoints (0: at epoch ends only)
+    # a non-finite loss: stop (naming the last good checkpoint) or skip the step
+    nonfinite: NonFinite = NonFinite.stop
+    # finish the step, checkpoint, stop (SLURM / submitit)
     stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1", "SIGUSR2"])
-    amp: bool = True
-    grad_checkpointing: bool = False
-    compile: Optional[str] = None       # a torch.compile backend (inductor, aot_eager, ...)
-    compile_mode: Optional[str] = None  # inductor's mode, e.g. reduce-overhead (CUDA graphs)
-    channels_last: bool = False
+    amp: bool = True                # bf16 autocast on CUDA (CPU always runs fp32)
+    grad_checkpointing: bool = False    # recompute block activations in backward: less memory, ~30% slower
+    compile: Optional[str] = None   # a torch.compile backend, e.g. inductor (GPU); drop rates live in buffers
+    compile_mode: Optional[CompileMode] = None  # inductor only: reduce-overhead (CUDA graphs), ...
+    channels_last: bool = False     # NHWC images and weights (helps convolutions on GPUs: patch embedding)
     progress: bool = True
-    resume: bool = True
+    resume: bool = True             # continue from the run directory's checkpoint if there is one
 
 
 @dataclass
@@ -146,19 +187,38 @@ class Config:
 
 
 def register_schemas() -> None:
-    """Put the data schema in Hydra's ConfigStore as `data/schema`: every conf/data file starts
-    from it (`defaults: [schema, _self_]`), so a dataset states only what differs from the
-    defaults above, and Hydra checks types and unknown keys when it composes."""
+    """Each group's schema as `GROUP/schema` in Hydra's ConfigStore (a group file starts from it
+    with `defaults: [schema, _self_]`, as every conf/data file does), and the train defaults as
+    `train/defaults`: plain values, untyped like a YAML file's, so that the composed config is
+    the one conf/config.yaml stated them in before."""
     from hydra.core.config_store import ConfigStore
-    ConfigStore.instance().store(group="data", name="schema", node=DataConfig)
+    store = ConfigStore.instance()
+    for group, schema in get_type_hints(Config).items():
+        if is_dataclass(schema):
+            store.store(group=group, name="schema", node=schema)
+    store.store(group="train", name="defaults",
+                node=OmegaConf.to_container(OmegaConf.structured(TrainConfig), enum_to_str=True))
 
 
-def check_schema(cfg) -> None:
-    """Raise ConfigError naming the key when `cfg` has a wrong type or an unknown key."""
+def check_schema(cfg):
+    """`cfg` merged into the schema: every value of the right type and among its key's choices.
+    Raise ConfigError naming the key and the fix when it is not."""
     try:
-        OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        typed = OmegaConf.merge(OmegaConf.structured(Config), cfg)
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "?"
-        reason = str(err).splitlines()[0]
-        raise ConfigError(f"{key}: {reason}. Fix the value's type, or remove the key if it is a "
-                          "typo (see conf/ for the keys each group takes)") from None
+        raise ConfigError(schema_message(err)) from None
+    missing = sorted(k for k in OmegaConf.missing_keys(typed) if not k.startswith("hydra."))
+    if missing:
+        raise ConfigError(f"{missing[0]} has no value; set it (see conf/ for the values each group takes)")
+    return typed
+
+
+def schema_message(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None) or "?"
+    enum = getattr(getattr(err, "child_node", None), "enum_type", None)
+    if enum is not None:
+        hint = " (YAML reads off / no / yes as booleans: quote it)" if isinstance(err.value, bool) else ""
+        return f"{key}={err.value!r} is unknown; choose one of {', '.join(values(enum))}{hint}"
+    fix = ("Remove the key if it is a typo (see conf/ for the keys each group takes)"
+           if isinstance(err, ConfigKeyError) else "Fix the value's type")
+    return f"{key}: {str(err).splitlines()[0]}. {fix}"

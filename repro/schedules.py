@@ -17,11 +17,10 @@ import numpy as np
 import torch.nn as nn
 from timm.layers import DropPath
 
+from repro.config import DropKind, DropMode, DropShape, values
 from repro.models import residual_blocks
 
-MODES = ("standard", "early", "late")
-SCHEDULES = ("constant", "linear", "cosine", "increasing")
-KINDS = ("none", "dropout", "drop_path")
+MODES, SCHEDULES, KINDS = values(DropMode), values(DropShape), values(DropKind)   # repro/config.py
 
 
 def cutoff_steps(cutoff_epoch: float, iters_per_epoch: int) -> int:

@@ -1,6 +1,9 @@
 """Config checks run before any data is loaded or model built.
 
-Each failure raises ConfigError naming the key, the value and the fix.
+Types, unknown keys and each key's choices are the schema's (repro/config.py, `check_schema`);
+what is left here is what a schema cannot say: ranges, settings that must agree with each other,
+and what the registered data sets, models, optimizers and this machine support. Each failure
+raises ConfigError naming the key, the value and the fix.
 """
 from __future__ import annotations
 
@@ -12,10 +15,6 @@ from repro.data import DATASETS
 from repro.data.transforms import check_auto_augment
 from repro.errors import ConfigError
 from repro.models import ARCHS, DROP_KINDS
-from repro.schedules import KINDS, MODES, SCHEDULES
-
-LOGGER_MODES = ("offline", "online", "disabled")
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "random")
 
 
 def require(ok: bool, message: str) -> None:
@@ -23,49 +22,34 @@ def require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
 def check_train(cfg) -> None:
     t = cfg.train
     for key in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "log_every", "eval_every",
                 "train_eval_size"):
-        value = t.get(key)
-        require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                f"train.{key}={value!r} must be a positive integer")
+        require(t[key] >= 1, f"train.{key}={t[key]!r} must be a positive integer")
     require(t.batch_size % t.accum_steps == 0,
             f"train.accum_steps={t.accum_steps} must divide train.batch_size={t.batch_size}")
-    require(isinstance(t.ckpt_every, int) and t.ckpt_every >= 0,
+    require(t.ckpt_every >= 0,
             f"train.ckpt_every={t.ckpt_every!r} must be 0 (checkpoint at epoch ends only) or a "
             "positive number of steps")
-    require(t.nonfinite in ("stop", "skip"),
-            f"train.nonfinite={t.nonfinite!r} must be stop or skip")
-    require(t.compile_mode in COMPILE_MODES,
-            f"train.compile_mode={t.compile_mode!r} must be one of {COMPILE_MODES}")
     require(t.compile_mode is None or t.compile == "inductor",
             f"train.compile_mode={t.compile_mode} needs train.compile=inductor (got {t.compile!r})")
-    require(isinstance(cfg.seed, int), f"seed={cfg.seed!r} must be an integer")
 
 
 def check_drop(cfg) -> None:
     d, epochs = cfg.drop, cfg.train.epochs
-    require(d.kind in KINDS, f"drop.kind={d.kind!r} is unknown; choose one of {KINDS}")
     if d.kind == "none":
         return
-    require(d.mode in MODES, f"drop.mode={d.mode!r} is unknown; choose one of {MODES}")
-    require(d.schedule in SCHEDULES,
-            f"drop.schedule={d.schedule!r} is unknown; choose one of {SCHEDULES}")
-    require(isinstance(d.rate, (int, float)) and 0 <= d.rate < 1,
-            f"drop.rate={d.rate!r} must lie in [0, 1), e.g. drop.rate=0.1")
+    require(0 <= d.rate < 1, f"drop.rate={d.rate!r} must lie in [0, 1), e.g. drop.rate=0.1")
     require(not (d.mode == "late" and d.schedule != "constant"),
             f"drop.mode=late with drop.schedule={d.schedule} is undefined (the paper's late "
             "dropout switches on at the cutoff); use drop.schedule=constant")
     require(not (d.mode == "standard" and d.schedule != "constant"),
             f"drop.mode=standard with drop.schedule={d.schedule}: a schedule shape needs "
             "drop.mode=early; use drop.schedule=constant for standard dropout")
-    if d.get("cutoff_epoch") is not None:
+    if d.cutoff_epoch is not None:
         require(0 <= d.cutoff_epoch <= epochs,
-                f"drop.cutoff_epoch={d.cutoff_epoch} lies beyond training (train.epochs="
+                f"drop.cutoff_epoch={d.cutoff_epoch:g} lies beyond training (train.epochs="
                 f"{epochs}); choose a cutoff in [0, {epochs}] or use drop.cutoff_fraction")
     else:
         require(0 <= d.cutoff_fraction <= 1,
@@ -89,9 +73,9 @@ def check_model(cfg) -> None:
         require(data.img_size % m.patch_size == 0 and grid % stride == 0,
                 f"model.arch=swin needs data.img_size / model.patch_size divisible by model.window_size * "
                 f"2^(stages - 1) = {stride}; got {data.img_size} / {m.patch_size}: change data.img_size")
-    require(not cfg.train.get("grad_checkpointing") or m.arch != "mlp",
+    require(not cfg.train.grad_checkpointing or m.arch != "mlp",
             "train.grad_checkpointing=true needs a block model; model.arch=mlp has no blocks")
-    if m.get("patch_size") is not None:
+    if m.patch_size is not None:
         require(m.patch_size >= 1, f"model.patch_size={m.patch_size} must be >= 1")
         require(data.img_size % m.patch_size == 0,
                 f"model.patch_size={m.patch_size} does not divide data.img_size={data.img_size}; "
@@ -105,7 +89,7 @@ def check_data(cfg) -> None:
     require(d.name in DATASETS, f"data.name={d.name!r} is unknown; choose one of "
             f"{sorted(DATASETS)} (conf/data/)")
     require(d.crop_padding >= 0, f"data.crop_padding={d.crop_padding} must be >= 0")
-    require(d.get("train_subset") is None or d.train_subset >= 1,
+    require(d.train_subset is None or d.train_subset >= 1,
             f"data.train_subset={d.train_subset} must be a positive number of training images, or "
             "null for the whole training set")
     for key in ("mixup", "cutmix", "label_smoothing"):
@@ -113,25 +97,19 @@ def check_data(cfg) -> None:
     require(not (d.mixup or d.cutmix) or cfg.train.batch_size % 2 == 0,
             f"mixup / cutmix need an even train.batch_size, got {cfg.train.batch_size}")
     check_auto_augment(d.auto_augment)
-    require(d.bad_images in ("error", "skip"), f"data.bad_images={d.bad_images!r} must be error or skip")
     require(0 <= d.random_erasing <= 1, f"data.random_erasing={d.random_erasing} must lie in [0, 1]")
     require(0 < d.crop_pct <= 1, f"data.crop_pct={d.crop_pct} must lie in (0, 1] (0.875: 256 -> 224)")
     scale = list(d.rrc_scale)
     require(len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1,
             f"data.rrc_scale={scale} must be [low, high] with 0 < low <= high <= 1, e.g. [0.08, 1.0]")
-    require(d.interpolation in INTERPOLATIONS,
-            f"data.interpolation={d.interpolation!r} must be one of {INTERPOLATIONS}")
 
 
 def check_optim(cfg) -> None:
     o = cfg.optim
     require(o.name in list_optimizers(), f"optim.name={o.name!r} is not a timm optimizer; e.g. "
             "adamw, momentum (plain SGD), lamb")
-    require(o.lr > 0, f"optim.lr={o.lr} must be > 0")
-    require(o.warmup_epochs >= 0, f"optim.warmup_epochs={o.warmup_epochs} must be >= 0")
-
-
-ANALYSIS_MODES = ("off", "live", "snapshot")
+    require(o.lr > 0, f"optim.lr={o.lr:g} must be > 0")
+    require(o.warmup_epochs >= 0, f"optim.warmup_epochs={o.warmup_epochs:g} must be >= 0")
 
 
 def check_analysis(cfg) -> None:
@@ -139,27 +117,21 @@ def check_analysis(cfg) -> None:
     require(a.mode == "off" or (cfg.data.name != "imagenet" and not cfg.data.auto_augment),
             f"analysis.mode={a.mode} measures on data held in memory with batched augmentation; it "
             "does not run with data=imagenet or data.auto_augment (use data=imagenet_subset without it)")
-    require(a.mode in ANALYSIS_MODES, f"analysis.mode={a.mode!r} must be one of {ANALYSIS_MODES} "
-            "(quote off in YAML: mode: \"off\")")
-    require(isinstance(a.num_grads, int) and a.num_grads >= 2,
-            f"analysis.num_grads={a.num_grads!r} must be an integer >= 2: direction variance "
-            "compares pairs of gradients")
-    require(all(isinstance(s, int) and s >= 0 for s in a.steps),
+    require(a.num_grads >= 2, f"analysis.num_grads={a.num_grads!r} must be an integer >= 2: direction "
+            "variance compares pairs of gradients")
+    require(all(s >= 0 for s in a.steps),
             f"analysis.steps={list(a.steps)} must be non-negative integers (optimizer steps)")
     for key in ("every", "log_first", "log_points"):
-        require(isinstance(a[key], int) and a[key] >= 0, f"analysis.{key}={a[key]!r} must be an integer >= 0")
-    require(a.full_subset is None or (isinstance(a.full_subset, int) and a.full_subset >= 2),
+        require(a[key] >= 0, f"analysis.{key}={a[key]!r} must be an integer >= 0")
+    require(a.full_subset is None or a.full_subset >= 2,
             f"analysis.full_subset={a.full_subset!r} must be an integer >= 2 (g_hat's sampling error "
-            "compares its two halves), or null for the "
-            "whole training set")
+            "compares its two halves), or null for the whole training set")
     require(a.mode == "off" or a.steps or a.every or (a.log_first and a.log_points),
             f"analysis.mode={a.mode} but no step is selected: set analysis.steps, analysis.every "
             "or analysis.log_first with analysis.log_points")
 
 
 def check_runtime(cfg) -> None:
-    require(cfg.logger.mode in LOGGER_MODES,
-            f"logger.mode={cfg.logger.mode!r} must be one of {LOGGER_MODES}")
     device = str(cfg.device)
     require(device == "auto" or device == "cpu" or device.startswith("cuda"),
             f"device={device!r} must be auto, cpu or cuda[:N]")
@@ -168,6 +140,7 @@ def check_runtime(cfg) -> None:
 
 
 def validate(cfg) -> None:
-    for check in (check_schema, check_train, check_drop, check_model, check_data, check_optim, check_analysis,
+    typed = check_schema(cfg)       # the checks below read typed values: integers are ints
+    for check in (check_train, check_drop, check_model, check_data, check_optim, check_analysis,
                   check_runtime):
-        check(cfg)
+        check(typed)

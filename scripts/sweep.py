@@ -26,6 +26,8 @@ import os
 import subprocess
 import sys
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 from repro import launch
 from repro.launch import MULTIRUN, ROOT, run_dir, status
 from repro.train import compose_config
@@ -42,13 +44,24 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
     fixed = []
     for item in extra:
         key, _, values = item.partition("=")
-        if "," in values or key in params:      # a new axis, or the grid's own axis restricted
+        if key in params or sweep_values(item) is not None:   # the grid's own axis restricted, or a new one
             params[key] = values
         else:
             fixed.append(item)
     keys = sorted(params)
-    choices = [str(params[k]).split(",") for k in keys]
+    choices = [sweep_values(f"{k}={params[k]}") or [str(params[k])] for k in keys]
     return [[f"{k}={v}" for k, v in zip(keys, combo)] + fixed for combo in itertools.product(*choices)]
+
+
+def sweep_values(override: str) -> list[str] | None:
+    """The values of a sweep override as Hydra's multirun reads them (`a,b`, `range(0,3)`,
+    `choice(a,b)`), or None for a single value (a list `[2,2,6,2]` is one value)."""
+    parsed = OverridesParser.create().parse_override(override)
+    if not parsed.is_sweep_override():
+        return None
+    if not parsed.is_discrete_sweep():
+        sys.exit(f"error: {override}: a sweep needs a list of values (a,b or range(...))")
+    return list(parsed.sweep_string_iterator())
 
 
 def slurm_command(name: str, overrides: list[str]) -> list[str]:

@@ -110,7 +110,6 @@ def test_missing_class_folder_is_named(tree, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["data.auto_augment=rand-x9"], "data.auto_augment='rand-x9' is rejected by timm"),
-    (["data.bad_images=ignore"], "data.bad_images='ignore' must be error or skip"),
     (["data.rrc_scale=[0.5,0.1]"], "data.rrc_scale=[0.5, 0.1]"),
     (["analysis.mode=live", "analysis.every=5"], "does not run with data=imagenet"),
 ])

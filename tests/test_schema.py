@@ -1,0 +1,82 @@
+"""The schema (repro/config.py) checks types, unknown keys and each key's choices; the config a run
+records (config.yaml, .hydra/config.yaml) and hashes (checkpoint.config_hash, by which finished
+and interrupted runs are recognised) is exactly the one composed before the schema took over."""
+import hashlib
+
+import pytest
+from conftest import CONF, TINY, make_cfg
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from repro.checkpoint import config_hash
+from repro.config import TrainConfig, check_schema
+from repro.errors import ConfigError
+
+# Recorded at commit e27186d, before the choices became Enums and the train defaults moved from
+# conf/config.yaml into TrainConfig: config_hash, then sha256[:16] of OmegaConf.to_yaml resolved
+# (the run's config.yaml) and unresolved (.hydra/config.yaml).
+PINNED = {
+    "experiment=early_regime drop=early_dropout seed=3": ("68896fc852bf4b83", "3296e6f41c309601",
+                                                         "cbf1c7684b2399ed"),
+    "experiment=late_regime drop=late_drop_path": ("cc747398a4d27bd5", "e94a0bf1e21fbf66",
+                                                   "7e7d3853a1d8b732"),
+    "": ("e273a1232817232b", "7da7266201c295a0", "a73238e597f8320b"),
+    "experiment=regime_map_steps data.train_subset=1000 drop=none": ("67419198d2417ab2", "c7cb5937f7f2c63e",
+                                                                    "4c8ab1e70fc93a7f"),
+    "recipe=paper_basic drop=early_drop_path": ("5994b41a0cbe18cb", "e73a77c2b9d61be4", "9f5f8d903da18037"),
+    "data=imagenet data.bad_images=skip train.nonfinite=skip": ("0b85e00a0b57beaa", "b13618360b3f8772",
+                                                               "4af320d25e17e986"),
+    "experiment=dynamics analysis.mode=snapshot": ("221af225778edc13", "7fb0288af961bd68",
+                                                   "c2bfeab0a927517b"),
+}
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("overrides", PINNED)
+def test_composed_config_and_its_hash_are_unchanged(overrides):
+    cfg = make_cfg(*overrides.split())
+    assert (config_hash(cfg), digest(OmegaConf.to_yaml(cfg, resolve=True)),
+            digest(OmegaConf.to_yaml(cfg))) == PINNED[overrides]
+
+
+def test_composed_values_stay_plain_strings():
+    cfg = make_cfg("data=imagenet")
+    assert type(cfg.drop.kind) is str and type(cfg.train.nonfinite) is str and type(cfg.logger.mode) is str
+    assert check_schema(cfg).drop.kind == cfg.drop.kind == "dropout"    # the typed copy compares equal
+    assert f"{check_schema(cfg).data.interpolation}" == "bicubic"
+
+
+def test_train_defaults_are_stated_once():
+    assert "train" not in OmegaConf.load(CONF / "config.yaml")
+    assert OmegaConf.to_container(make_cfg().train) == OmegaConf.to_container(
+        OmegaConf.structured(TrainConfig), enum_to_str=True)
+
+
+@pytest.mark.parametrize("override, choices", [("drop.kind=dropot", "none, dropout, drop_path"),
+                                               ("logger.mode=onlin", "offline, online, disabled")])
+def test_wrong_choice_is_refused_by_run_naming_the_choices(override, choices, tmp_path):
+    from repro.run import run
+    key, _, value = override.partition("=")
+    with pytest.raises(ConfigError, match=f"^{key}='{value}' is unknown; choose one of {choices}$"):
+        run(make_cfg(*TINY, override), tmp_path / "run")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("key, value, choices", [
+    ("interpolation", "bicubc", "bicubic, bilinear, nearest, random"),
+    ("bad_images", "ignore", "error, skip")])
+def test_data_choices_are_checked_by_hydra_as_it_composes(key, value, choices):
+    with pytest.raises(ConfigCompositionException) as err:     # conf/data files start from data/schema
+        make_cfg("data=imagenet", f"data.{key}={value}")
+    assert f"expected one of [{choices}]" in str(err.value.__cause__)
+    assert f"full_key: data.{key}" in str(err.value.__cause__)
+
+
+def test_missing_value_is_named():
+    cfg = make_cfg()
+    cfg.drop.kind = "???"       # OmegaConf's MISSING, e.g. a group file that leaves the key out
+    with pytest.raises(ConfigError, match="^drop.kind has no value"):
+        check_schema(cfg)
