@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from repro.atomic import replacing
 from repro.errors import DataError
 
 # Keys that may change between a run and its resumption without changing the result.
@@ -40,28 +41,20 @@ def previous(path: Path) -> Path:
     return path.with_name(path.stem + ".prev" + path.suffix)
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def save_atomic(state: dict, path: Path, keep_previous: bool = True) -> None:
     """Write `state` so that a crash at any moment leaves a whole checkpoint behind."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    tmp = path.with_name(path.name + ".tmp")
-    write_durably(tmp, payload + hashlib.sha256(payload).digest())
-    if keep_previous and path.is_file():
-        os.replace(path, previous(path))
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with replacing(path, durable=True) as tmp:
+        write_payload(tmp, payload)
+        if keep_previous and path.is_file():
+            os.replace(path, previous(path))
+
+
+def write_payload(path: Path, payload: bytes) -> None:
+    """A checkpoint file: the serialized state followed by its SHA-256 trailer."""
+    path.write_bytes(payload + hashlib.sha256(payload).digest())
 
 
 def read_verified(path: Path, map_location) -> dict:

@@ -53,5 +53,31 @@ LATE = (
           "no-s.d. ViT-B/16 number)"),
 )
 
+
+
+@dataclass(frozen=True)
+class CurveClaim:
+    """A claim about the training-dynamics curves (docs/paper.md section 4): the run with dropout
+    minus the run without, per seed the mean of `metric` over the phase's measured steps (early:
+    steps 1-100; late: the last two), paired over seeds. The paper shows these as figures only:
+    no effect size, so no margin."""
+    text: str
+    metric: str              # an analysis record (a curves.csv column)
+    phase: str               # early or late
+    sign: int
+
+
+DYNAMICS = (
+    CurveClaim("smaller gradient norm with dropout", "grad_norm", "early", -1),
+    CurveClaim("larger distance from initialization with dropout", "model_distance", "late", +1),
+    CurveClaim("lower gradient direction variance early", "grad_direction_variance", "early", -1),
+    CurveClaim("lower gradient direction error early", "grad_direction_error", "early", -1),
+    CurveClaim("direction variance higher with dropout later (crossing)", "grad_direction_variance",
+               "late", +1),
+    CurveClaim("direction error higher with dropout later (crossing)", "grad_direction_error",
+               "late", +1),
+)
+
+CURVE_CLAIMS = {"dynamics_decompose": DYNAMICS}
 CLAIMS = {"early_regime": EARLY, "late_regime": LATE,
           "early_regime_long": tuple(c for c in EARLY if c.method == EARLY_DROPOUT)}

@@ -19,6 +19,7 @@ from repro.figures import FIGURES, build
 from repro.ledger import LedgerConflict, collect
 from repro.plan import read_plan
 from repro.results import read_csv
+from repro.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 MULTIRUN = ROOT / "multirun"
@@ -35,15 +36,17 @@ def drop_configs() -> dict:
 
 
 def planned(name: str) -> list[list[str]]:
-    """The grid points results/NAME/plan.json asks for, seed by seed (each seed's methods
-    together, so that pairs complete together): method m runs seeds 0 .. plan[m] - 1."""
+    """The grid points results/NAME/plan.json asks for, seed by seed (each seed's arms together,
+    so that pairs complete together): arm m (a method kind/mode, or a grid point such as
+    drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
     plan = read_plan(RESULTS / name)
     if plan is None:
         raise FileNotFoundError(f"results/{name}/plan.json does not exist; write one with "
                                 f"python -m repro.plan {name} --write")
     drop = drop_configs()
-    return [[f"drop={drop[method]}", f"seed={seed}"] for seed in range(max(plan["seeds"].values()))
-            for method, n in plan["seeds"].items() if seed < n]
+    arm = {m: m.split(",") if "=" in m else [f"drop={drop[m]}"] for m in plan["seeds"]}
+    return [[*arm[m], f"seed={seed}"] for seed in range(max(plan["seeds"].values()))
+            for m, n in plan["seeds"].items() if seed < n]
 
 
 def recorded(name: str, hardware: str) -> set:
@@ -67,9 +70,11 @@ def run_dir(name: str, overrides: list[str]) -> Path:
 
 
 def status(path: Path, recorded_runs: set = frozenset()) -> str:
-    if (path / "COMPLETE").is_file() or path.name in recorded_runs:
+    """done (finished here, or recorded in the tables), resume (a checkpoint to continue) or new."""
+    run_dir = RunDir(path)
+    if run_dir.marker.is_file() or run_dir.path.name in recorded_runs:
         return "done"
-    return "resume" if (path / "checkpoint.pt").is_file() else "new"
+    return "resume" if run_dir.checkpoint.is_file() else "new"
 
 
 def command(name: str, overrides: list[str]) -> list[str]:

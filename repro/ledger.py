@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from repro.results import collect_dirs, collect_wandb, read_csv, write_csv
+from repro.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,10 +102,9 @@ def collect(name: str, source: Path, wandb_path: str | None, out: Path) -> None:
     origin = wandb_path or os.path.relpath(source, ROOT)
     entries = []
     for run in runs:
-        run_dir = Path(os.path.normpath(source / run["run"]))     # shared runs: ../OTHER/...
+        run_dir = RunDir(os.path.normpath(source / run["run"]))     # shared runs: ../OTHER/...
         if (run_dir / "provenance.json").is_file():
-            p = json.loads((run_dir / "provenance.json").read_text())
-            summary = json.loads((run_dir / "summary.json").read_text())
+            p, summary = run_dir.read_json("provenance.json"), run_dir.read_json("summary.json")
             entries.append({"run": run["run"], "hardware": run["hardware"], "machine": p["hardware"],
                             "commit": p["commit"], "versions": p["versions"], "argv": p["argv"],
                             "wall_s_last_launch": summary.get("wall_s_this_launch"), "source": origin})

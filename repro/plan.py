@@ -2,11 +2,17 @@
 seeds each claim needs, written as results/NAME/plan.json and committed before the runs.
 
     python -m repro.plan early_regime [--min-seeds 15] [--hardware cpu] [--write]
+    python -m repro.plan dynamics_decompose --seeds 10 [--write]     # curve claims: no pilot
+
 
 For each claim (repro.claims) the pilot's paired differences give a standard deviation sd; the
 plan asks for the smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so
 that a null effect lands inside +-margin (equivalence) and the paper's effect excludes 0. A method
 runs as many seeds as its most demanding claim. The verdict later reads exactly this file.
+
+Claims about the dynamics curves (repro.claims.CURVE_CLAIMS) have no published effect size, so
+no margin and no power calculation: their plan states the seeds per arm (--seeds) and the windows
+before the runs, and their verdicts are reproduced, opposite or inconclusive at those seeds.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from repro.claims import CLAIMS, Claim
+from repro.claims import CLAIMS, CURVE_CLAIMS, Claim
 from repro.results import read_csv
 from repro.stats import paired_differences, sample_sd, seeds_needed
 
@@ -63,6 +69,24 @@ def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int) -> dic
             "comparisons": comparisons, "seeds": dict(sorted(seeds.items()))}
 
 
+CURVE_WINDOW = ("per seed, the mean of the metric over the phase's measured steps (early: steps 1-100, "
+                "late: the last two measured steps; step 0 left out), then paired over seeds")
+ARMS = {"dynamics_decompose": ("drop.rate=0.0", "drop.rate=0.1")}     # grid points, without seed
+
+
+def curve_plan(name: str, seeds: int, hardware: str) -> dict:
+    """The plan of a curve experiment: every arm (a grid point) runs seeds 0 .. seeds - 1."""
+    if seeds < 2:
+        raise ValueError(f"--seeds {seeds}: an interval needs at least 2 paired seeds")
+    return {"experiment": name, "hardware": hardware, "window": CURVE_WINDOW,
+            "rule": "seeds stated before the runs (no pilot: the paper gives no effect size, so no margin); "
+                    "reproduced or opposite when the 95% interval of the paired difference excludes 0, "
+                    "else inconclusive at the planned seeds; underpowered before them",
+            "comparisons": [{"claim": c.text, "metric": c.metric, "phase": c.phase, "sign": c.sign,
+                             "margin": None} for c in CURVE_CLAIMS[name]],
+            "seeds": {arm: seeds for arm in ARMS[name]}}
+
+
 def read_plan(folder: Path) -> dict | None:
     path = Path(folder) / "plan.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -74,12 +98,19 @@ def main():
     parser.add_argument("--min-seeds", type=int, default=15)
     parser.add_argument("--hardware", default="cpu", help="the hardware kind the plan governs")
     parser.add_argument("--write", action="store_true", help="write results/NAME/plan.json")
+    parser.add_argument("--seeds", type=int, help="seeds per arm, for curve claims (no pilot)")
     args = parser.parse_args()
     folder = ROOT / "results" / args.name
-    if not (folder / "runs.csv").is_file():
+    curves = args.name in CURVE_CLAIMS
+    if curves != (args.seeds is not None):
+        sys.exit(f"error: {args.name} needs --seeds N (its claims have no margin)" if curves else
+                 f"error: --seeds is for curve experiments ({sorted(CURVE_CLAIMS)}); {args.name}'s "
+                 "seeds come from its pilot")
+    if not curves and not (folder / "runs.csv").is_file():
         sys.exit(f"error: {folder}/runs.csv does not exist; run and collect a pilot first")
     try:
-        plan = make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds)
+        plan = (curve_plan(args.name, args.seeds, args.hardware) if curves else
+                make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds))
     except ValueError as e:
         sys.exit(f"error: {e}")
     if args.write and read_plan(folder) is not None:
@@ -87,6 +118,7 @@ def main():
                  "delete it by hand only if no run it governs has started")
     text = json.dumps(plan, indent=2) + "\n"
     if args.write:
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / "plan.json").write_text(text)
     print(text, end="")
 

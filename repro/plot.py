@@ -1,7 +1,6 @@
 """A small plot of one run: train loss, test accuracy and drop rate against optimizer steps."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -10,16 +9,13 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    with open(Path(run_dir) / "metrics.jsonl") as f:
-        return [json.loads(line) for line in f if line.strip()]
+from repro.rundir import RunDir  # noqa: E402
 
 
 def plot_run(run_dir: Path, rates) -> Path:
     """Plot `run_dir`'s metrics and `rates`, the drop rate of every optimizer step: the schedule
     itself, since train events sample it only every train.log_every steps, after the first."""
-    events = read_metrics(run_dir)
+    events = RunDir(run_dir).events()
     train = [e for e in events if e["event"] == "train"]
     evals = [e for e in events if e["event"] == "eval"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))

@@ -7,16 +7,14 @@ crashed or tampered runs are returned separately so that they are reported, neve
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import os
-import socket
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from repro.logger import flatten
 from repro.provenance import hardware_kind
+from repro.rundir import RunDir
 
 CONFIG_KEYS = ("name", "seed", "model.name", "model.embed_dim", "data.name", "data.train_subset",
                "train.epochs", "drop.kind", "drop.mode", "drop.schedule", "drop.rate",
@@ -33,44 +31,10 @@ OPTIONAL_KEYS = ("batch_size", "train_batch_size", "noise_to_signal", "grad_nois
                      "noise_to_signal", "grad_noise", "grad_signal")))
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def run_status(run_dir: Path) -> str:
-    """complete (marker verified), tampered (metrics changed after), running (a live process
-    holds its lock on this host), or incomplete (crashed, stopped, or running elsewhere)."""
-    marker = run_dir / "COMPLETE"
-    if marker.is_file():
-        done = json.loads(marker.read_text())
-        return "complete" if sha256_file(run_dir / "metrics.jsonl") == done["metrics_sha256"] else "tampered"
-    lock = run_dir / ".lock"
-    if lock.is_file():
-        owner = json.loads(lock.read_text())
-        if owner["host"] == socket.gethostname() and pid_alive(owner["pid"]):
-            return "running"
-    return "incomplete"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def run_hardware(run_dir: Path) -> str | None:
+def run_hardware(run_dir: RunDir) -> str | None:
     """The run's hardware kind (repro.provenance.hardware_kind), None without provenance.json."""
     path = run_dir / "provenance.json"
     return hardware_kind(json.loads(path.read_text())) if path.is_file() else None
-
-
-def read_events(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.jsonl") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def tidy(run: str, config: dict, events: list[dict]) -> tuple[dict, list[dict]]:
@@ -89,12 +53,12 @@ def collect_dirs(root: Path) -> tuple[list[dict], list[dict], list[dict]]:
     """(run rows, event rows, skipped runs) for every run directory under `root`."""
     runs, curves, skipped = [], [], []
     for config_path in sorted(Path(root).rglob("config.yaml")):
-        run_dir = config_path.parent
-        if not (run_dir / "metrics.jsonl").is_file() or run_dir.name == ".hydra":
+        run_dir = RunDir(config_path.parent)
+        if not run_dir.metrics.is_file() or run_dir.path.name == ".hydra":
             continue
-        name = str(run_dir.relative_to(root))
-        events = read_events(run_dir)
-        status = run_status(run_dir)
+        name = str(run_dir.path.relative_to(root))
+        events = run_dir.events()
+        status = run_dir.status()
         if status != "complete":
             skipped.append({"run": name, "status": status,
                             "last_step": max((e["step"] for e in events), default=0)})

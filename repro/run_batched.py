@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 from omegaconf import open_dict
 
 from repro import checkpoint, run
+from repro.assemble import prepare, seeded_model
 from repro.distributed import select_device
 from repro.errors import ConfigError
 from repro.logger import MESSAGES, run_messages
 from repro.preemption import StopOnSignals
+from repro.rundir import RunDir
 from repro.seed_batch import SeedBatchTrainer
 from repro.trainer import SINGLE, Interrupted
 from repro.validate import validate
@@ -74,7 +74,7 @@ def seed_configs(cfg, seeds) -> list:
     return cfgs
 
 
-def aligned_states(cfgs, run_dirs: list[Path]) -> list[dict | None]:
+def aligned_states(cfgs, run_dirs: list[RunDir]) -> list[dict | None]:
     """The seeds' checkpoints (`repro.run.resume_state`), all at one step: a launch stopped while it
     wrote them leaves some a checkpoint ahead, which fall back to their previous one."""
     states = [run.resume_state(c, d) for c, d in zip(cfgs, run_dirs)]
@@ -83,7 +83,7 @@ def aligned_states(cfgs, run_dirs: list[Path]) -> list[dict | None]:
         return [None] * len(states)
     for k, state in enumerate(states):
         if state["step"] > step:
-            earlier = checkpoint.previous(run_dirs[k] / "checkpoint.pt")
+            earlier = checkpoint.previous(run_dirs[k].checkpoint)
             states[k] = checkpoint.read_verified(earlier, "cpu") if earlier.is_file() else {"step": None}
             if states[k]["step"] != step:
                 raise checkpoint.CheckpointError(
@@ -96,7 +96,7 @@ def run_batched(cfg, seeds: list[int], run_dirs) -> list[dict]:
     """Train `cfg` for every seed in `seeds`, seed k in `run_dirs[k]`; return each seed's final
     metrics (its summary.json), or {"interrupted": why, "steps": n} per seed when stopped."""
     validate(cfg)
-    run_dirs = [Path(d) for d in run_dirs]
+    run_dirs = [RunDir(d) for d in run_dirs]
     check_batchable(cfg, seeds, run_dirs)
     cfgs = seed_configs(cfg, seeds)
     if cfg.train.resume:
@@ -107,9 +107,9 @@ def run_batched(cfg, seeds: list[int], run_dirs) -> list[dict]:
     states = aligned_states(cfgs, run_dirs) if cfg.train.resume else [None] * len(cfgs)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
-    model, data, device = run.prepare(cfgs[0], select_device(str(cfg.device)))
+    model, data, device = prepare(cfgs[0], select_device(str(cfg.device)))
     data = data.to(device)                 # one copy on the device, shared by the seeds' batches
-    models = [model, *(run.seeded_model(c, data) for c in cfgs[1:])]
+    models = [model, *(seeded_model(c, data) for c in cfgs[1:])]
     for c, d in zip(cfgs, run_dirs):
         run.open_run_dir(c, d, {})
     with ExitStack() as messages:
@@ -118,14 +118,11 @@ def run_batched(cfg, seeds: list[int], run_dirs) -> list[dict]:
         return train(cfgs, run_dirs, states, models, data, device)
 
 
-def train(cfgs, run_dirs: list[Path], states, models, data, device) -> list[dict]:
+def train(cfgs, run_dirs: list[RunDir], states, models, data, device) -> list[dict]:
     """The accepted batch, trained from `states` (None: from the start), then each seed summarized."""
     MESSAGES.info(f"seeds {[c.seed for c in cfgs]} in one batch: {', '.join(map(str, run_dirs))}")
     logs = [run.metrics_log(c, d, SINGLE, device, batched=len(cfgs)) for c, d in zip(cfgs, run_dirs)]
-    locks = [d / ".lock" for d in run_dirs]      # tell the results collector the runs are live
-    for lock in locks:
-        run.write_json({"pid": os.getpid(), "host": socket.gethostname()}, lock)
-    trainer = SeedBatchTrainer(cfgs, models, data, device, logs, [d / "checkpoint.pt" for d in run_dirs])
+    trainer = SeedBatchTrainer(cfgs, models, data, device, logs, [d.checkpoint for d in run_dirs])
     if states[0] is not None:
         trainer.load_state_dict(states)
         MESSAGES.info(f"resuming at step {trainer.step} of {trainer.total_steps}")
@@ -134,8 +131,10 @@ def train(cfgs, run_dirs: list[Path], states, models, data, device) -> list[dict
             log.resume_at(0)
     started = time.perf_counter()
     try:
-        with StopOnSignals(cfgs[0].train.stop_signals) as stop:
-            trainer.stop_requested = stop
+        with ExitStack() as live:
+            for d in run_dirs:                    # tell the results collector the runs are live
+                live.enter_context(d.live())
+            trainer.stop_requested = stop = live.enter_context(StopOnSignals(cfgs[0].train.stop_signals))
             if trainer.step < trainer.total_steps:
                 final = trainer.fit()["seeds"]
             else:          # trained to the end, but stopped before every seed was summarized
@@ -147,8 +146,6 @@ def train(cfgs, run_dirs: list[Path], states, models, data, device) -> list[dict
     finally:
         for log in logs:
             log.close()
-        for lock in locks:
-            lock.unlink(missing_ok=True)
     seconds = time.perf_counter() - started       # the batch's: every seed records it
     summaries = []
     for k, (c, d) in enumerate(zip(cfgs, run_dirs)):

@@ -1,21 +1,137 @@
-"""The run directory of a command-line launch. Hydra would create `hydra.run.dir` on every rank
-before any check; instead rank 0 alone creates it (other ranks create nothing: rank 0's is the
-run's), a folder that cannot be made is a one-line error, and the folders a launch created are
-removed again when its run is refused, so that a refused launch leaves nothing behind."""
+"""A run's directory: `RunDir` names its files, reads its status markers and writes its records
+safely; training, batched runs, sweeps, collection and plotting all go through it.
+
+It also makes the directory of a command-line launch. Hydra would create `hydra.run.dir` on every
+rank before any check; instead rank 0 alone creates it (other ranks create nothing: rank 0's is
+the run's), a folder that cannot be made is a one-line error, and the folders a launch created
+are removed again when its run is refused, so that a refused launch leaves nothing behind."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import secrets
+import socket
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import read_write
 
 from repro import distributed
-from repro.errors import ConfigError, refuse
+from repro.atomic import write_atomic
+from repro.errors import ConfigError, DataError, refuse
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 CREATED: list[Path] = []     # the folders this launch created for its run directory, outermost first
+
+
+class RunDir:
+    """One run's directory. Its files: config.yaml (the resolved config), provenance.json,
+    metrics.jsonl (every event: the source of truth), checkpoint.pt (+ .prev), snapshots/,
+    plot.png, train.log, summary.json; markers: .lock (a live run: pid and host) and COMPLETE
+    (the summary, the config's hash and metrics.jsonl's checksum, written last)."""
+    STALE = ("COMPLETE", "summary.json", "checkpoint.pt", "checkpoint.prev.pt", ".run_id")
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:          # wherever a path is taken, a RunDir is one
+        return str(self.path)
+
+    config = property(lambda self: self.path / "config.yaml")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    snapshots = property(lambda self: self.path / "snapshots")
+    marker = property(lambda self: self.path / "COMPLETE")
+    lock = property(lambda self: self.path / ".lock")
+
+    def status(self) -> str:
+        """complete (marker verified), tampered (metrics changed after), running (a live process
+        holds its lock on this host), or incomplete (crashed, stopped, or running elsewhere)."""
+        if self.marker.is_file():
+            verified = self.metrics_sha256() == self.read_json("COMPLETE")["metrics_sha256"]
+            return "complete" if verified else "tampered"
+        if self.lock.is_file():
+            owner = self.read_json(".lock")
+            if owner["host"] == socket.gethostname() and pid_alive(owner["pid"]):
+                return "running"
+        return "incomplete"
+
+    def finished(self, config_hash: str) -> dict | None:
+        """The summary of a run completed here with a config of this hash (its marker verified)."""
+        if not self.marker.is_file():
+            return None
+        if self.read_json("COMPLETE")["config_hash"] != config_hash:
+            raise ConfigError(f"{self} holds a finished run of a different config; choose another "
+                              "hydra.run.dir")
+        if self.status() == "tampered":
+            raise DataError(f"{self.metrics} changed after the run finished (checksum in COMPLETE "
+                            "differs): restore it, or delete the directory to run again")
+        return self.read_json("COMPLETE")["summary"]
+
+    def open(self, files: dict[str, str], fresh: bool) -> None:
+        """Make the accepted run's directory and write `files` (name -> text: its config, the
+        launcher's record); a `fresh` start first drops an old run's marker, checkpoints, W&B id."""
+        make(self.path)
+        warn_if_committed(self.path)
+        for name in self.STALE if fresh else ():
+            (self / name).unlink(missing_ok=True)
+        for name, text in files.items():
+            (self / name).parent.mkdir(exist_ok=True)
+            (self / name).write_text(text)
+
+    def complete(self, summary: dict, config_hash: str) -> None:
+        """Write summary.json, then the COMPLETE marker that makes the run count as finished."""
+        self.write_json("summary.json", summary)
+        self.write_json("COMPLETE", {"summary": summary, "config_hash": config_hash,
+                                     "metrics_sha256": self.metrics_sha256()})
+
+    @contextmanager
+    def live(self):
+        """Hold the .lock marker while the run trains, so collectors report it as running."""
+        self.write_json(".lock", {"pid": os.getpid(), "host": socket.gethostname()})
+        try:
+            yield self
+        finally:
+            self.lock.unlink(missing_ok=True)
+
+    def run_id(self) -> str:
+        """A random id kept here, so a resumed run continues the same W&B run."""
+        path = self / ".run_id"
+        if not path.is_file():
+            path.write_text(secrets.token_hex(6))
+        return path.read_text().strip()
+
+    def events(self) -> list[dict]:
+        with open(self.metrics) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def metrics_sha256(self) -> str:
+        return hashlib.sha256(self.metrics.read_bytes()).hexdigest()
+
+    def read_json(self, name: str):
+        return json.loads((self / name).read_text())
+
+    def write_json(self, name: str, obj) -> None:
+        write_atomic(self / name, json.dumps(obj, indent=2, default=str))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def make(path: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """K seeds of one config trained as one batched model: the Trainer's loop, schedules, logging and
 checkpoints, with every model tensor stacked over the seeds and the forward pass vmapped.
 
-Each seed starts from its own single run's weights (`repro.run.seeded_model`) and sees its own
+Each seed starts from its own single run's weights (`repro.assemble.seeded_model`) and sees its own
 single run's batches (its own `TrainBatches`, seeded by its seed). Dropout and drop-path masks are
 drawn under `vmap(randomness="different")` from one generator seeded by (the batch's seeds, step):
 independent across seeds, reproducible on resume, and for a batch of one seed the single run's
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from repro import checkpoint
+from repro.assemble import build_trainer
 from repro.data.loader import mix_seed
 from repro.logger import MESSAGES, MetricsLog
 from repro.trainer import Interrupted, Trainer
@@ -63,7 +64,7 @@ class SeedBatchTrainer(Trainer):
     def __init__(self, cfgs: list, models: list, data, device, logs: list[MetricsLog],
                  checkpoint_paths: list):
         template = models[0]         # its modules run every seed; its own tensors are not used
-        super().__init__(cfgs[0], template, data, device, MetricsLog(None))
+        super().__init__(**vars(build_trainer(cfgs[0], template, data, device)))
         self.cfgs, self.logs, self.checkpoint_paths = cfgs, logs, checkpoint_paths
         self.seeds = [c.seed for c in cfgs]
         self.batches = SeedBatches([data.pipeline(c, device, self.world)[0] for c in cfgs])
@@ -167,7 +168,6 @@ class SeedBatchTrainer(Trainer):
         for state, path in zip(self.state_dict(), self.checkpoint_paths):
             checkpoint.save_atomic(state, path)
 
-    def interrupt(self, bar, reason: str):
-        bar.close()
+    def interrupt(self, reason: str):
         raise Interrupted(f"{reason} at step {self.step}: every seed's checkpoint written; relaunch "
                           "the same command to resume")

@@ -89,7 +89,7 @@ def verdict(diff: float, half: float, claimed_sign: int) -> str:
     return "inconclusive (interval includes 0)"
 
 
-def planned_verdict(diff: float, half: float, n: int, planned: int, margin: float,
+def planned_verdict(diff: float, half: float, n: int, planned: int, margin: float | None,
                     claimed_sign: int) -> str:
     """The pre-registered rule (module docstring) for n paired seeds against `planned`."""
     if n < planned or math.isnan(half):
@@ -99,6 +99,8 @@ def planned_verdict(diff: float, half: float, n: int, planned: int, margin: floa
         return "reproduced"
     if (low > 0 and claimed_sign < 0) or (high < 0 and claimed_sign > 0):
         return "opposite"
+    if margin is None:                   # the paper gives no effect size to test against
+        return "inconclusive at the planned seeds (interval includes 0)"
     if -margin < low and high < margin:
         return "no effect as large as the paper's"
     return "inconclusive at the planned seeds (interval wider than planned)"

@@ -29,16 +29,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
-from torchvision.transforms import v2
 
+from repro.assemble import build_trainer, prepare, seeded_model
 from repro.data.loader import eval_batches
-from repro.logger import MetricsLog
 from repro.provenance import save_result
-from repro.run import prepare, seeded_model
+from repro.reference_loops import bare_loop, dataloader_loop
 from repro.train import compose_config
-from repro.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 # Dense bf16 tensor-core peaks (FLOP/s) for model FLOPs utilization; other devices report none.
@@ -75,55 +72,6 @@ def peak_memory_mb(segment, device) -> float | None:
     torch.cuda.reset_peak_memory_stats(device)
     segment()
     return torch.cuda.max_memory_allocated(device) / 2**20
-
-
-def bare_loop(model, batches, cfg, device):
-    """What one would write by hand: AdamW, bf16 autocast on CUDA, nothing else. `batches()`
-    gives one segment's batches."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
-    amp = cfg.train.amp and device.type == "cuda"
-
-    def segment():
-        for x, y in batches():
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-    return segment
-
-
-class Images(Dataset):
-    """uint8 images transformed one by one on the CPU, as torchvision datasets are."""
-
-    def __init__(self, x, y, transform):
-        self.x, self.y, self.transform = x, y, transform
-
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return self.transform(self.x[i]), self.y[i]
-
-
-def dataloader_loop(model, data, cfg, device, steps: int, workers: int):
-    """The official code's way: a DataLoader (workers, pinned memory) with per-image crop, flip
-    and normalization on the CPU, feeding an eager AMP loop. Each segment starts a new epoch's
-    iterator, so it is timed making its own batches (as at an epoch's start), never served from
-    batches prefetched while other variants were timed (README, Benchmark: on an H100 the variant
-    timed right after a persistent iterator ran at half the speed of its twins)."""
-    mean, std = data.mean_std
-    transform = v2.Compose([v2.RandomCrop(cfg.data.img_size, padding=cfg.data.crop_padding),
-                            v2.RandomHorizontalFlip(0.5 if cfg.data.hflip else 0.0),
-                            v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean.tolist(), std.tolist())])
-    loader = DataLoader(Images(data.train_x, data.train_y, transform), batch_size=cfg.train.batch_size,
-                        shuffle=True, num_workers=workers, pin_memory=device.type == "cuda",
-                        drop_last=True, persistent_workers=workers > 0)
-
-    def batches():
-        for _, (x, y) in zip(range(steps), iter(loader)):
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-    return bare_loop(model, batches, cfg, device)
 
 
 def train_flops(model, x, y) -> int:
@@ -165,7 +113,7 @@ def largest_batch(cfg, data, device, start: int, checkpointing: bool) -> dict | 
     return {"batch": fits, "stopped_by": stopped_by}
 
 
-def trainer_segment(trainer: Trainer, steps: int):
+def trainer_segment(trainer, steps: int):
     return lambda: trainer.fit(stop_at=trainer.step + steps)
 
 
@@ -196,15 +144,15 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
                          f"{args.reps + 2} segments of {args.steps} steps at batch {b}: lower --steps "
                          "or --reps, or raise data.num_train (synthetic data)")
     bare_model = copy.deepcopy(model).to(device).train()
-    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
-    batches = list(eval_batches(data.train_x[:images], data.train_y[:images], b, trainer.normalize))
+    trainer = build_trainer(cfg, model, data, device)
+    batches = list(eval_batches(data.train_x[:images], data.train_y[:images], b, trainer.batches.normalize))
     variants = {"ours": trainer_segment(trainer, args.steps),
                 "bare": bare_loop(bare_model, lambda: batches, cfg, device),
                 "data_pipeline_alone": lambda: list(zip(range(args.steps), trainer.batches.epoch(0)))}
     for variant, extra in args.variants.items():      # our trainer under more overrides
         vcfg = compose_config([*overrides(name, args), *extra])
-        variants[variant] = trainer_segment(Trainer(vcfg, seeded_model(vcfg, data), data, device,
-                                                    MetricsLog(None)), args.steps)
+        variants[variant] = trainer_segment(build_trainer(vcfg, seeded_model(vcfg, data), data, device),
+                                            args.steps)
     if args.dataloader:
         workers = min(8, os.cpu_count() or 1)
         variants["dataloader_eager_amp"] = dataloader_loop(copy.deepcopy(bare_model), host_data, cfg,

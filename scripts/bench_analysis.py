@@ -13,11 +13,9 @@ from pathlib import Path
 
 from repro.analysis.gradients import flat_params, num_trainable
 from repro.analysis.probe import DynamicsProbe
-from repro.logger import MetricsLog
+from repro.assemble import build_trainer, prepare
 from repro.provenance import save_result
-from repro.run import prepare
 from repro.train import compose_config
-from repro.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +29,9 @@ def main():
     args = parser.parse_args()
     cfg = compose_config(["logger=none", "train.progress=false", *args.overrides])
     model, data, device = prepare(cfg)
-    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
-    probe = DynamicsProbe(cfg.analysis, trainer, flat_params(model))
+    trainer = build_trainer(cfg, model, data, device)
+    probe = DynamicsProbe(cfg.analysis, model, trainer.batches, trainer.schedule, trainer.controller,
+                          cfg.seed, cfg.train.batch_size, flat_params(model))
     trainer.fit(stop_at=2)                                 # warm up
     step_s, measure_s = [], []
     for _ in range(args.reps):
@@ -40,7 +39,7 @@ def main():
         trainer.fit(stop_at=trainer.step + args.steps)
         step_s.append((time.perf_counter() - start) / args.steps)
         start = time.perf_counter()
-        probe.measure(trainer)
+        probe.measure(trainer.step)
         measure_s.append(time.perf_counter() - start)
     step, measure = statistics.median(step_s), statistics.median(measure_s)
     start = time.perf_counter()

@@ -34,7 +34,8 @@ from repro.analysis.batch_axis import measure_axis
 from repro.analysis.gradients import flat_params
 from repro.analysis.measure import measure_run
 from repro.analysis.probe import DECOMPOSED, DynamicsProbe, measurement_steps
-from repro.figures.dynamics import batch_axis_lines, effects, make, make_batch_axis
+from repro.figures.decomposition import batch_axis_lines, effects
+from repro.figures.dynamics import make, make_batch_axis
 from repro.run import run
 from repro.schedules import DropController, DropSchedule
 
@@ -216,13 +217,15 @@ PROBE_CFG = dict(steps=[3], every=0, log_first=0, log_points=0, num_grads=5, bat
                  full_subset=40, full_batch_size=16, per_block=False, seed=0)
 
 
-def micro_trainer(model, rate: float, seed: int, x, y, batch_size: int = 8):
-    """What the probe reads of a Trainer, around a micro model at step 3 of 10."""
-    return SimpleNamespace(model=model, step=3, total_steps=10,
-                           schedule=DropSchedule("dropout" if rate > 0 else "none", np.full(10, rate)),
-                           controller=DropController(model, "dropout" if rate > 0 else "none"),
-                           batches=SimpleNamespace(x=x, y=y), normalize=lambda v: v,
-                           cfg=OmegaConf.create({"seed": seed, "train": {"batch_size": batch_size}}))
+STEP = 3   # the micro probes measure at step 3 of 10
+
+
+def micro_probe(model, rate: float, seed: int, x, y, batch_size: int = 8) -> DynamicsProbe:
+    """A probe of a micro model trained 10 steps at a constant drop rate, on images x, y."""
+    kind = "dropout" if rate > 0 else "none"
+    return DynamicsProbe(OmegaConf.create(PROBE_CFG), model, SimpleNamespace(x=x, y=y, normalize=lambda v: v),
+                         DropSchedule(kind, np.full(10, rate)), DropController(model, kind), seed, batch_size,
+                         flat_params(model))
 
 
 def brute_metrics(grads: np.ndarray, full: np.ndarray, batch_size: int) -> dict:
@@ -251,10 +254,9 @@ def test_mask_and_trajectory_effects_against_brute_force_on_a_micro_model():
                                        if m.training and m.p > 0 else None)
     records, brute = {}, {}
     for name, model, rate in (("dropout", dropped, 0.5), ("plain", plain, 0.0)):
-        trainer = micro_trainer(model, rate, seed=7, x=x, y=y)
-        probe = DynamicsProbe(OmegaConf.create(PROBE_CFG), trainer, flat_params(model))
-        records[name] = probe.measure(trainer)
-        batches = list(probe.random_batches(trainer, 8))
+        probe = micro_probe(model, rate, seed=7, x=x, y=y)
+        records[name] = probe.measure(STEP)
+        batches = list(probe.random_batches(STEP, 8))
         full = np.mean([hand_grad(model, xi[None], yi[None], torch.ones(8))
                         for xi, yi in zip(probe.full_x, probe.full_y)], axis=0)
         off = np.stack([hand_grad(model, xb, yb, torch.ones(8)) for xb, yb in batches])
@@ -285,9 +287,8 @@ def test_probe_randomness_is_per_seed_and_shared_by_the_arms():
     x, y = torch.randn(64, 5), torch.arange(64)
 
     def probe_of(rate, seed, batch_size=8):
-        trainer = micro_trainer(DropMicro(rate), rate, seed, x, y, batch_size)
-        probe = DynamicsProbe(OmegaConf.create(PROBE_CFG), trainer, flat_params(trainer.model))
-        return probe, [yb.tolist() for _, yb in probe.random_batches(trainer, batch_size)]
+        probe = micro_probe(DropMicro(rate), rate, seed, x, y, batch_size)
+        return probe, [yb.tolist() for _, yb in probe.random_batches(STEP, batch_size)]
 
     (a, batches_a), (b, batches_b), (c, batches_c) = probe_of(0.5, 0), probe_of(0.0, 0), probe_of(0.5, 1)
     assert batches_a == batches_b and torch.equal(a.full_y, b.full_y) and a.seed(3, 1) == b.seed(3, 1)

@@ -7,9 +7,8 @@ import torch
 from test_run import events
 from torch._dynamo.utils import counters
 
-from repro.logger import MetricsLog
-from repro.run import prepare, run
-from repro.trainer import Trainer
+from repro.assemble import build_trainer, prepare
+from repro.run import run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -60,7 +59,7 @@ def test_cuda_graphs_follow_a_rate_that_changes_every_step_without_recompiling(t
 def test_training_data_stays_on_the_gpu_as_uint8(tiny_cfg):
     cfg = tiny_cfg("device=cuda", "data.crop_padding=2", "data.hflip=true")
     model, data, device = prepare(cfg)
-    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
+    trainer = build_trainer(cfg, model, data, device)
     assert trainer.batches.x.is_cuda and trainer.batches.x.dtype == torch.uint8
     x, y = next(iter(trainer.batches.epoch(0)))
     assert x.is_cuda and y.is_cuda and x.dtype == torch.float32

@@ -67,6 +67,16 @@ def test_sweep_plan_runs_the_planned_seeds_seed_by_seed():
     assert sum(p[0] == "drop=none" for p in points) == plan["seeds"]["none/standard"]
 
 
+def test_a_curve_plan_runs_its_grid_points_seed_by_seed():
+    """dynamics_decompose's arms are grid points (drop.rate=...), not drop methods."""
+    plan = json.loads((ROOT / "results/dynamics_decompose/plan.json").read_text())
+    points = launch.planned("dynamics_decompose")
+    assert points[:4] == [["drop.rate=0.0", "seed=0"], ["drop.rate=0.1", "seed=0"],
+                          ["drop.rate=0.0", "seed=1"], ["drop.rate=0.1", "seed=1"]]
+    assert len(points) == 20 == sum(plan["seeds"].values())
+    assert launch.run_dir("dynamics_decompose", points[1]).name == "drop.rate=0.1,seed=0"
+
+
 def sleeper(seconds: float, marker: Path):
     """A command that writes `marker` when it starts, then sleeps; SIGTERM ends it."""
     return [sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(marker)!r}).write_text('x'); "
@@ -118,7 +128,8 @@ def test_queue_dry_run_lists_the_pending_plan(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
     plan = json.loads((launch.RESULTS / "early_regime" / "plan.json").read_text())
     done = launch.recorded("early_regime", "cpu")
-    monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "3600", "--jobs", "2", "--dry-run"])
+    monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "3600", "--jobs", "2",
+                                     "--only", "early_regime", "--dry-run"])
     queue.main()
     out = capsys.readouterr().out.splitlines()
     pending = sum(plan["seeds"].values()) - len(done)
@@ -143,7 +154,8 @@ def test_queue_batches_seeds_of_one_method_into_one_process():
 
 def test_queue_runs_only_plans_of_this_hardware_kind(capsys, monkeypatch):
     queue = load_script("plan_queue")
-    assert queue.plans(None, "cpu") == ["early_regime"] and queue.plans(None, "cpu (batched)") == []
+    assert queue.plans(None, "cpu") == ["dynamics_decompose", "early_regime"]
+    assert queue.plans(None, "cpu (batched)") == []
     monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "60", "--batched", "4", "--dry-run"])
     queue.main()
     assert "no committed plan governs 'cpu (batched)'" in capsys.readouterr().out

@@ -16,8 +16,8 @@ from repro import checkpoint
 from repro.data import load_data
 from repro.errors import ConfigError, DataError
 from repro.logger import MetricsLog
-from repro.plot import read_metrics
 from repro.run import run
+from repro.rundir import RunDir
 
 STATE = {"step": 3, "weights": torch.arange(5.0)}
 
@@ -59,7 +59,7 @@ import repro.checkpoint as ckpt
 from repro.run import run
 fault, when = sys.argv[3], int(sys.argv[4])
 saves = 0
-real_write = ckpt.write_durably
+real_write = ckpt.write_payload
 def faulty_write(path, data):
     global saves
     saves += 1
@@ -72,7 +72,7 @@ def faulty_write(path, data):
         os.kill(os.getpid(), signal.SIGTERM)
     if saves == when and fault == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-ckpt.write_durably = faulty_write
+ckpt.write_payload = faulty_write
 print(run(OmegaConf.load(sys.argv[1]), sys.argv[2]))
 """
 
@@ -156,7 +156,7 @@ class NaNAt:
 
 def test_nonfinite_loss_stops_naming_step_and_checkpoint(tiny_cfg, tmp_path, monkeypatch):
     NaNAt.calls = 0
-    monkeypatch.setattr("repro.trainer.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=20))
+    monkeypatch.setattr("repro.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=20))
     with pytest.raises(FloatingPointError, match=r"at step 20; the last good checkpoint is .*checkpoint.pt"):
         run(tiny_cfg(), tmp_path)
     assert events(tmp_path, "nonfinite")[0]["action"] == "stopped"
@@ -164,7 +164,7 @@ def test_nonfinite_loss_stops_naming_step_and_checkpoint(tiny_cfg, tmp_path, mon
 
 def test_nonfinite_loss_skipped_when_configured(tiny_cfg, tmp_path, monkeypatch):
     NaNAt.calls = 0
-    monkeypatch.setattr("repro.trainer.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=5))
+    monkeypatch.setattr("repro.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=5))
     summary = run(tiny_cfg("train.nonfinite=skip"), tmp_path)
     assert [e["step"] for e in events(tmp_path, "nonfinite")] == [5]
     assert summary["steps"] == 32 and all(e["loss"] == e["loss"] for e in events(tmp_path, "train"))
@@ -271,7 +271,7 @@ def test_wandb_offline_record_holds_every_event_once_after_kill_and_resume(tiny_
     [offline] = (tmp_path / "faulty" / "wandb").glob("offline-run-*")    # the earlier launch's: gone
     rows = history(next(offline.glob("run-*.wandb")))
     expected = {}                          # W&B merges the events of one step into one row
-    for e in read_metrics(tmp_path / "faulty"):
+    for e in RunDir(tmp_path / "faulty").events():
         expected.setdefault(e["step"], {}).update(
             {f"{e['event']}/{k}": v for k, v in e.items() if k not in ("event", "step")})
     assert [r["_step"] for r in rows] == list(expected)

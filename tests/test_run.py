@@ -183,12 +183,10 @@ def test_memory_options_give_the_same_training(tiny_cfg, tmp_path, option):
 
 
 def test_channels_last_lays_out_images_and_patch_weights_nhwc(tiny_cfg):
-    from repro.logger import MetricsLog
-    from repro.run import prepare
-    from repro.trainer import Trainer
+    from repro.assemble import build_trainer, prepare
     cfg = tiny_cfg("train.channels_last=true", "data.in_chans=3")     # one channel: both layouts agree
     model, data, device = prepare(cfg)
-    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
+    trainer = build_trainer(cfg, model, data, device)
     x, _ = next(iter(trainer.batches.epoch(0)))
     nhwc = torch.channels_last
     assert x.is_contiguous(memory_format=nhwc) and not x.is_contiguous()

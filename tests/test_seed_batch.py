@@ -15,16 +15,16 @@ from torch.func import vmap
 from wandb_history import history
 
 from repro import checkpoint, launch
+from repro.assemble import build_trainer, prepare, seeded_model
 from repro.checkpoint import save_atomic
 from repro.errors import ConfigError
 from repro.ledger import LedgerConflict, merge, one_hardware
 from repro.logger import MetricsLog
 from repro.results import collect_dirs
-from repro.run import prepare, run, seeded_model, summarize
+from repro.run import run, summarize
 from repro.run_batched import run_batched, seed_configs
 from repro.seed_batch import SeedBatchTrainer
 from repro.train_batched import main
-from repro.trainer import Trainer
 
 
 def batch_trainer(cfg, seeds):
@@ -54,7 +54,7 @@ def test_each_seed_starts_from_its_single_runs_weights_and_batches(tiny_cfg):
     for k, seed in enumerate([0, 3, 8]):
         cfg = tiny_cfg(*augmented, f"seed={seed}")
         model, data, device = prepare(cfg)
-        single = Trainer(cfg, seeded_model(cfg, data), data, device, MetricsLog(None))
+        single = build_trainer(cfg, seeded_model(cfg, data), data, device)
         single_x, single_y = next(iter(single.batches.epoch(1, 5)))
         assert torch.equal(x[k], single_x) and torch.equal(y[k], single_y)
         expected = model.state_dict()

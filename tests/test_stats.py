@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from repro.claims import CLAIMS
-from repro.plan import make_plan
+from repro.claims import CLAIMS, CURVE_CLAIMS
+from repro.plan import curve_plan, make_plan
 from repro.results import read_csv
 from repro.stats import mean_ci, planned_verdict, sample_sd, seeds_needed, t975
 
@@ -48,6 +48,11 @@ def test_planned_verdict_on_constructed_intervals():
     # an interval that contains 0 but reaches past the margin: wider than planned
     assert planned_verdict(0.1, 0.35, 15, 15, margin, +1).startswith("inconclusive at the planned")
     assert planned_verdict(0.1, math.nan, 1, 1, margin, +1).startswith("underpowered")
+    # no margin (curve claims: the paper gives no effect size): no equivalence verdict
+    no_margin = planned_verdict(0.05, 0.2, 10, 10, None, +1)
+    assert no_margin == "inconclusive at the planned seeds (interval includes 0)"
+    assert planned_verdict(-0.5, 0.2, 10, 10, None, +1) == "opposite"
+    assert planned_verdict(-0.5, 0.2, 9, 10, None, -1) == "underpowered (9 of 10 planned seeds)"
 
 
 def test_equivalence_rule_holds_its_error_rate_on_simulated_null_effects():
@@ -75,6 +80,9 @@ PLANS = sorted((ROOT / "results").glob("*/plan.json"))
 def test_committed_plans_follow_from_their_pilots(path):
     """The plan re-derived from its pilot seeds in the committed table is the committed plan."""
     plan = json.loads(path.read_text())
+    if plan["experiment"] in CURVE_CLAIMS:           # no pilot: the seeds were stated
+        assert curve_plan(plan["experiment"], max(plan["seeds"].values()), plan["hardware"]) == plan
+        return
     pilot = set(plan["comparisons"][0]["pilot_seeds"])
     runs = [r for r in read_csv(path.parent / "runs.csv") if r["seed"] in pilot]
     assert make_plan(plan["experiment"], runs, plan["hardware"], plan["min_seeds"]) == plan
@@ -96,3 +104,32 @@ def test_claims_at_a_glance_matches_the_committed_tables():
     section = text.split(GLANCE_START, 1)[1].split(GLANCE_END, 1)[0].strip().splitlines()
     assert section == glance(ROOT / "results")
     assert sum("`early_regime/`" in line for line in section) == len(CLAIMS["early_regime"])
+
+
+def dynamics_rows(seeds, shift: dict) -> list[dict]:
+    """Analysis rows of two arms whose per-seed difference (0.1 minus 0.0) is shift[seed] in every
+    metric at every step."""
+    metrics = ("grad_norm", "model_distance", "grad_direction_variance", "grad_direction_error")
+    return [{"seed": s, "step": step, "drop.rate": rate,
+             **{m: 1.0 + (shift[s] if rate else 0.0) for m in metrics}}
+            for s in seeds for rate in (0.0, 0.1) for step in (0, 1, 4, 13, 200, 300)]
+
+
+def test_dynamics_verdicts_use_exactly_the_planned_seeds():
+    """Seeds past the plan are left out of the verdict (10, 11 here would flip every sign); fewer
+    than planned is underpowered; no plan falls back to the unplanned rule over every seed."""
+    from repro.figures.common import group_by
+    from repro.figures.dynamics import claim_rows
+    plan = curve_plan("dynamics_decompose", 10, "cpu")
+    shift = {s: -1.0 + 0.1 * (s % 3 - 1) for s in range(10)} | {10: 50.0, 11: 50.0}
+    rows = claim_rows(group_by(dynamics_rows(range(12), shift), "drop.rate"), plan)
+    assert [(r["metric"], r["phase"], r["verdict"], r["seeds"]) for r in rows] == [
+        ("grad_norm", "early", "reproduced", 10), ("model_distance", "late", "opposite", 10),
+        ("grad_direction_variance", "early", "reproduced", 10),
+        ("grad_direction_error", "early", "reproduced", 10),
+        ("grad_direction_variance", "late", "opposite", 10), ("grad_direction_error", "late", "opposite", 10)]
+    few = claim_rows(group_by(dynamics_rows(range(9), shift), "drop.rate"), plan)
+    assert {r["verdict"] for r in few} == {"underpowered (9 of 10 planned seeds)"}
+    unplanned = claim_rows(group_by(dynamics_rows(range(12), shift), "drop.rate"))
+    assert {r["verdict"] for r in unplanned} == {"inconclusive (interval includes 0)"}
+    assert {r["seeds"] for r in unplanned} == {12}

@@ -21,7 +21,7 @@ from repro import checkpoint
 from repro.analysis.measure import load_run
 from repro.analysis.probe import snapshot_path
 from repro.errors import DataError
-from repro.figures.dynamics import batch_axis_lines
+from repro.figures.decomposition import batch_axis_lines
 from repro.results import write_csv
 
 RUN_KEYS = ("name", "seed", "drop.kind", "drop.rate", "train.batch_size", "optim.lr")
@@ -44,22 +44,22 @@ def saved_weights(run_dir: Path, step: str) -> tuple[int, dict]:
 def measure_axis(run_dir: Path, batch_sizes, steps=("0", "final"), overrides=()) -> list[dict]:
     """The table's rows for one run."""
     run_dir = Path(run_dir)
-    trainer, probe = load_run(run_dir, overrides)
-    largest = len(trainer.batches.y)
+    cfg, probe = load_run(run_dir, overrides)
+    largest = len(probe.images.y)
     if max(batch_sizes) > largest:
         raise DataError(f"measurement batch {max(batch_sizes)} exceeds the {largest} training images")
-    run = {"run": str(run_dir), **{k: OmegaConf.select(trainer.cfg, k) for k in RUN_KEYS}}
+    run = {"run": str(run_dir), **{k: OmegaConf.select(cfg, k) for k in RUN_KEYS}}
     rows = []
-    for step in steps:
-        trainer.step, state = saved_weights(run_dir, step)
-        trainer.model.load_state_dict(state)
-        full, full_error = probe.whole_set(trainer)
+    for saved in steps:
+        step, state = saved_weights(run_dir, saved)
+        probe.model.load_state_dict(state)
+        full, full_error = probe.whole_set()
         for size in batch_sizes:
-            for masks, values in probe.by_masks(trainer, size, full)[0].items():
-                rows.append({**run, "step": trainer.step, "batch_size": size, "masks": masks,
+            for masks, values in probe.by_masks(step, size, full)[0].items():
+                rows.append({**run, "step": step, "batch_size": size, "masks": masks,
                              "num_grads": probe.cfg.num_grads, "full_set_size": len(probe.full_y),
                              "full_grad_error": full_error, **values})
-            print(f"{run_dir} step {trainer.step} batch {size}: measured")
+            print(f"{run_dir} step {step} batch {size}: measured")
     return rows
 
 

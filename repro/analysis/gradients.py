@@ -24,7 +24,11 @@ def num_trainable(model: nn.Module) -> int:
     return sum(p.numel() for _, p in trainable(model))
 
 
-def flat_params(model: nn.Module) -> torch.Tensor:
+def flat_params(model: nn.Module, state: dict | None = None) -> torch.Tensor:
+    """The trainable parameters in one flat vector (a copy), in `trainable` order: the model's
+    own, or those of a saved `state` dict of it."""
+    if state is not None:
+        return torch.cat([state[name].flatten() for name, _ in trainable(model)])
     return torch.cat([p.detach().flatten() for _, p in trainable(model)]).clone()
 
 

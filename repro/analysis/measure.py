@@ -15,16 +15,18 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from repro import checkpoint
-from repro.analysis.probe import DynamicsProbe, flat_state, snapshot_path
+from repro.analysis.gradients import flat_params
+from repro.analysis.probe import DynamicsProbe, snapshot_path
+from repro.assemble import prepare
+from repro.atomic import write_atomic
+from repro.distributed import World
 from repro.errors import DataError
-from repro.logger import MetricsLog
-from repro.run import prepare
-from repro.trainer import Trainer
+from repro.schedules import DropSchedule
 
 
-def load_run(run_dir: Path, overrides: list[str] = ()) -> tuple[Trainer, DynamicsProbe]:
-    """A trainer (no training: its model, data and schedule) and a probe for a run's directory,
-    its config changed by dot-list `overrides`; distances are from its step-0 snapshot."""
+def load_run(run_dir: Path, overrides: list[str] = ()) -> tuple:
+    """A run directory's config, changed by dot-list `overrides`, and a probe of its model (no
+    Trainer: the model, training images, drop schedule); distances are from its step-0 snapshot."""
     init = snapshot_path(run_dir / "snapshots", 0)
     if not (run_dir / "config.yaml").is_file():
         raise DataError(f"{run_dir} has no config.yaml: pass the directory of a run")
@@ -33,25 +35,26 @@ def load_run(run_dir: Path, overrides: list[str] = ()) -> tuple[Trainer, Dynamic
                         "train with analysis.mode=snapshot (or live) to save snapshots")
     cfg = OmegaConf.merge(OmegaConf.load(run_dir / "config.yaml"), OmegaConf.from_dotlist(list(overrides)))
     model, data, device = prepare(cfg)
-    trainer = Trainer(cfg, model, data, device, MetricsLog(None))
-    return trainer, DynamicsProbe(cfg.analysis, trainer, flat_state(model, checkpoint.load(init)))
+    model = model.to(device)
+    images, _ = data.pipeline(cfg, device, World())
+    schedule = DropSchedule.from_config(cfg.drop, cfg.train.epochs, len(images))
+    return cfg, DynamicsProbe(cfg.analysis, model, images, schedule, schedule.controller(model), cfg.seed,
+                              cfg.train.batch_size, flat_params(model, checkpoint.load(init)))
 
 
 def measure_run(run_dir: Path, overrides: list[str] = ()) -> Path:
     run_dir = Path(run_dir)
-    trainer, probe = load_run(run_dir, overrides)
+    _, probe = load_run(run_dir, overrides)
     lines = []
     for path in sorted((run_dir / "snapshots").glob("step_*.pt")):
-        trainer.step = int(path.stem.split("_")[1])
-        trainer.model.load_state_dict(checkpoint.load(path, map_location=trainer.device))
-        values = probe.measure(trainer)
-        lines.append(json.dumps({"event": "analysis", "step": trainer.step, **values}))
-        print(f"step {trainer.step}: direction variance {values['grad_direction_variance']:.4f}, "
+        step = int(path.stem.split("_")[1])
+        probe.model.load_state_dict(checkpoint.load(path, map_location=probe.images.x.device))
+        values = probe.measure(step)
+        lines.append(json.dumps({"event": "analysis", "step": step, **values}))
+        print(f"step {step}: direction variance {values['grad_direction_variance']:.4f}, "
               f"direction error {values['grad_direction_error']:.4f}")
     out = run_dir / "analysis.jsonl"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_atomic(out, "\n".join(lines) + "\n")
     return out
 
 

@@ -29,7 +29,6 @@ from repro.analysis.gradients import (
     minibatch_gradients,
     parameter_blocks,
     take,
-    trainable,
 )
 from repro.analysis.metrics import (
     bias_variance,
@@ -65,29 +64,34 @@ def cross_entropy(logits, y):
 
 
 class DynamicsProbe:
-    """Computes the paper's four metrics, and more, for a Trainer's model at its current step."""
+    """Computes the paper's four metrics, and more, for `model` after a given number of steps.
 
-    def __init__(self, cfg, trainer, initial: torch.Tensor):
-        self.cfg, self.initial, self.run_seed = cfg, initial, trainer.cfg.seed
-        self.steps = measurement_steps(cfg, trainer.total_steps)
-        self.batch_size = cfg.batch_size or trainer.cfg.train.batch_size
-        x, y = trainer.batches.x, trainer.batches.y
-        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed()))
-        keep = keep[:cfg.full_subset or len(y)].to(x.device)
-        self.full_x, self.full_y = x[keep], y[keep]
-        self.blocks = parameter_blocks(trainer.model) if cfg.per_block else {}
+    It needs no Trainer: the model, its training images (`images.x`, `images.y`: uint8 on the
+    device; `images.normalize`), the run's drop schedule with the controller that sets the
+    model's drop sites, the run's seed and training batch size, and the initial weights."""
+
+    def __init__(self, cfg, model, images, schedule, controller, run_seed: int, train_batch_size: int,
+                 initial: torch.Tensor):
+        self.cfg, self.model, self.images, self.initial = cfg, model, images, initial
+        self.schedule, self.controller, self.run_seed = schedule, controller, run_seed
+        self.train_batch_size = train_batch_size
+        self.steps = measurement_steps(cfg, len(schedule.rates))
+        self.batch_size = cfg.batch_size or train_batch_size
+        keep = torch.randperm(len(images.y), generator=torch.Generator().manual_seed(self.seed()))
+        keep = keep[:cfg.full_subset or len(images.y)].to(images.x.device)
+        self.full_x, self.full_y = images.x[keep], images.y[keep]
+        self.blocks = parameter_blocks(model) if cfg.per_block else {}
         self.recent: dict[int, torch.Tensor] = {}   # parameters at s-2 and s-1, for update cosine
 
     def seed(self, *parts: int) -> int:
         """The probe's seed for `parts` (step, stream): shared by the arms of one run seed."""
         return mix_seed(PROBE, self.cfg.seed, self.run_seed, *parts)
 
-    def after_step(self, trainer) -> None:
+    def after_step(self, step: int) -> None:
         """Keep the parameters of the two steps before a measurement (for the update cosine)."""
-        s = trainer.step
-        if s + 1 in self.steps or s + 2 in self.steps:
-            self.recent[s] = flat_params(trainer.model)
-        self.recent = {k: v for k, v in self.recent.items() if k >= s - 2}
+        if step + 1 in self.steps or step + 2 in self.steps:
+            self.recent[step] = flat_params(self.model)
+        self.recent = {k: v for k, v in self.recent.items() if k >= step - 2}
 
     def state_dict(self) -> dict:
         return {"recent": self.recent}
@@ -95,51 +99,51 @@ class DynamicsProbe:
     def load_state_dict(self, state: dict) -> None:
         self.recent = state["recent"]
 
-    def random_batches(self, trainer, batch_size: int):
+    def random_batches(self, step: int, batch_size: int):
         """num_grads batches of `batch_size` images, drawn by the step (nested across sizes)."""
-        gen = torch.Generator().manual_seed(self.seed(trainer.step, 0))
-        x, y, n = trainer.batches.x, trainer.batches.y, len(trainer.batches.y)
+        gen = torch.Generator().manual_seed(self.seed(step, 0))
+        x, y = self.images.x, self.images.y
         for _ in range(self.cfg.num_grads):
-            idx = torch.randperm(n, generator=gen)[:batch_size].to(x.device)
-            yield trainer.normalize(x[idx]), y[idx]
+            idx = torch.randperm(len(y), generator=gen)[:batch_size].to(x.device)
+            yield self.images.normalize(x[idx]), y[idx]
 
-    def whole_set(self, trainer) -> tuple[torch.Tensor, float]:
+    def whole_set(self) -> tuple[torch.Tensor, float]:
         """g_hat (dropout off) over the subset, from its two halves, and g_hat's sampling error
         against the whole training set's gradient (metrics.subset_error)."""
         half = len(self.full_y) // 2
         parts = [(self.full_x[:half], self.full_y[:half]), (self.full_x[half:], self.full_y[half:])]
-        (a, n_a), (b, n_b) = [(full_gradient(trainer.model, cross_entropy, eval_batches(
-            x, y, self.cfg.full_batch_size, trainer.normalize)), len(y)) for x, y in parts]
+        (a, n_a), (b, n_b) = [(full_gradient(self.model, cross_entropy, eval_batches(
+            x, y, self.cfg.full_batch_size, self.images.normalize)), len(y)) for x, y in parts]
         full = (a * n_a + b * n_b) / (n_a + n_b)
-        return full, subset_error(a, n_a, b, n_b, len(trainer.batches.y))
+        return full, subset_error(a, n_a, b, n_b, len(self.images.y))
 
-    def gradients(self, trainer, batch_size: int, rate: float, out: torch.Tensor | None) -> torch.Tensor:
+    def gradients(self, step: int, batch_size: int, rate: float, out: torch.Tensor | None) -> torch.Tensor:
         """The step's mini-batch gradients with the drop sites at `rate` (0: masks off)."""
-        if trainer.controller.kind != "none":
-            trainer.controller.apply(rate)
-        return minibatch_gradients(trainer.model, cross_entropy, self.random_batches(trainer, batch_size),
-                                   self.cfg.num_grads, seed=self.seed(trainer.step, 1), out=out)
+        if self.controller.kind != "none":
+            self.controller.apply(rate)
+        return minibatch_gradients(self.model, cross_entropy, self.random_batches(step, batch_size),
+                                   self.cfg.num_grads, seed=self.seed(step, 1), out=out)
 
-    def by_masks(self, trainer, batch_size: int, full: torch.Tensor) -> tuple[dict[str, dict], torch.Tensor]:
+    def by_masks(self, step: int, batch_size: int, full: torch.Tensor) -> tuple[dict, torch.Tensor]:
         """Summaries with the masks "off" and, when the step drops anything, "on" (as trained),
         and the gradients as trained (one buffer for both). Leaves the sites at the step's rate,
         as training sets them."""
-        rate = scheduled_rate(trainer)
+        rate = self.schedule.rate(step)
         summaries, grads = {}, None
         for masks, r in (("off", 0.0), ("on", rate)) if rate > 0 else (("off", 0.0),):
-            grads = self.gradients(trainer, batch_size, r, out=grads)
+            grads = self.gradients(step, batch_size, r, out=grads)
             summaries[masks] = {**summarize(grads, full), **noise_to_signal(grads, batch_size)}
         return summaries, grads
 
-    def measure(self, trainer) -> dict:
-        step, model = trainer.step, trainer.model
-        full, full_error = self.whole_set(trainer)
-        masks, grads = self.by_masks(trainer, self.batch_size, full)
+    def measure(self, step: int) -> dict:
+        """Everything measured of the model as it is after `step` optimizer steps."""
+        full, full_error = self.whole_set()
+        masks, grads = self.by_masks(step, self.batch_size, full)
         on, off = masks.get("on", masks["off"]), masks["off"]
         out = {"full_set_size": len(self.full_y), "num_grads": self.cfg.num_grads,
-               "batch_size": self.batch_size, "train_batch_size": trainer.cfg.train.batch_size,
-               "drop_rate": scheduled_rate(trainer),
-               "model_distance": model_distance(flat_params(model), self.initial),
+               "batch_size": self.batch_size, "train_batch_size": self.train_batch_size,
+               "drop_rate": self.schedule.rate(step),
+               "model_distance": model_distance(flat_params(self.model), self.initial),
                "full_grad_error": full_error, **on,
                **{f"masks_off/{k}": v for k, v in off.items() if k != "full_grad_norm"}}
         out.update({f"mask_effect/{k}": on[k] - off[k] for k in DECOMPOSED})
@@ -147,15 +151,10 @@ class DynamicsProbe:
             block = summarize(take(grads, ranges), take(full, ranges), quiet=True)
             out.update({f"{name}/{k}": v for k, v in block.items()})
         if step - 1 in self.recent and step - 2 in self.recent:
-            now = flat_params(model)
+            now = flat_params(self.model)
             out["update_cosine"] = cosine(now - self.recent[step - 1],
                                           self.recent[step - 1] - self.recent[step - 2])
         return out
-
-
-def scheduled_rate(trainer) -> float:
-    """The drop rate training applies at the trainer's step (its last one after the end)."""
-    return trainer.schedule.rate(trainer.step)
 
 
 def summarize(grads: torch.Tensor, full: torch.Tensor, quiet: bool = False) -> dict:
@@ -176,15 +175,15 @@ def summarize(grads: torch.Tensor, full: torch.Tensor, quiet: bool = False) -> d
 class SnapshotSaver:
     """Saves the model's weights at the measurement steps, for `repro.analysis.measure` later."""
 
-    def __init__(self, cfg, trainer, folder: Path):
-        self.steps, self.folder = measurement_steps(cfg, trainer.total_steps), folder
+    def __init__(self, cfg, model, total_steps: int, folder: Path):
+        self.model, self.folder = model, folder
+        self.steps = measurement_steps(cfg, total_steps)
 
-    def after_step(self, trainer) -> None:
+    def after_step(self, step: int) -> None:
         pass
 
-    def measure(self, trainer) -> None:
-        checkpoint.save_atomic(trainer.model.state_dict(), snapshot_path(self.folder, trainer.step),
-                               keep_previous=False)
+    def measure(self, step: int) -> None:
+        checkpoint.save_atomic(self.model.state_dict(), snapshot_path(self.folder, step), keep_previous=False)
 
     def state_dict(self) -> None:
         return None
@@ -194,20 +193,16 @@ def snapshot_path(folder: Path, step: int) -> Path:
     return folder / f"step_{step:07d}.pt"
 
 
-def flat_state(model, state: dict) -> torch.Tensor:
-    """A model state dict's trainable parameters as one flat vector, in `trainable` order."""
-    return torch.cat([state[name].flatten() for name, _ in trainable(model)])
-
-
-def attach_probe(cfg, trainer, run_dir: Path):
-    """The probe for `analysis.mode` (live / snapshot), keeping the initial weights on disk so
-    that distances from initialization survive a resume. Call before loading a checkpoint."""
-    folder = Path(run_dir) / "snapshots"
+def attach_probe(cfg, trainer, folder: Path):
+    """The probe for `analysis.mode` (live / snapshot) of a Trainer at step 0 or about to resume,
+    keeping the initial weights on disk so that distances from initialization survive a resume.
+    Call before loading a checkpoint. `folder`: the run directory's snapshots/."""
     folder.mkdir(parents=True, exist_ok=True)
     init = snapshot_path(folder, 0)
     if trainer.step == 0 and not init.is_file():
         checkpoint.save_atomic(trainer.model.state_dict(), init, keep_previous=False)
     if cfg.mode == "snapshot":
-        return SnapshotSaver(cfg, trainer, folder)
-    initial = flat_state(trainer.model, checkpoint.load(init))
-    return DynamicsProbe(cfg, trainer, initial)
+        return SnapshotSaver(cfg, trainer.model, trainer.total_steps, folder)
+    return DynamicsProbe(cfg, trainer.model, trainer.batches, trainer.schedule, trainer.controller,
+                         trainer.cfg.seed, trainer.cfg.train.batch_size,
+                         flat_params(trainer.model, checkpoint.load(init)))

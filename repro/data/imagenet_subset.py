@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
+from repro.atomic import replacing
 from repro.data import ImageData, default_root, register
 from repro.errors import DataError
 
@@ -83,7 +84,6 @@ def load(cfg) -> ImageData:
     fields = dict(train_x=splits[0][0], train_y=splits[0][1], test_x=splits[1][0],
                   test_y=splits[1][1], num_classes=len(classes))
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save(fields, tmp)
-    tmp.replace(cache)
+    with replacing(cache) as tmp:
+        torch.save(fields, tmp)
     return ImageData(**fields)
