@@ -68,7 +68,9 @@ def drop_schedule(rate: float, epochs: int, iters_per_epoch: int, cutoff_epoch: 
 
 
 def depth_scales(num_blocks: int) -> np.ndarray:
-    """The linear depth rule: block i of L gets i / (L - 1) of the rate (0 for a single block)."""
+    """The linear depth rule: block i of L gets i / (L - 1) of the rate (0 for a single block).
+    timm's `calculate_drop_path_rates` is the same rule rounded to float32; this one stays in
+    float64, as every recorded run was trained with it (tests/test_golden.py)."""
     return np.linspace(0, 1, num_blocks) if num_blocks > 1 else np.zeros(num_blocks)
 
 

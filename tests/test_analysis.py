@@ -34,7 +34,7 @@ from repro.analysis.batch_axis import measure_axis
 from repro.analysis.gradients import flat_params
 from repro.analysis.measure import measure_run
 from repro.analysis.probe import DECOMPOSED, DynamicsProbe, measurement_steps
-from repro.figures.decomposition import batch_axis_lines, effects
+from repro.figures.decomposition import batch_axis_lines, effects, plot_batch_axis
 from repro.figures.dynamics import make, make_batch_axis
 from repro.run import run
 from repro.schedules import DropController, DropSchedule
@@ -363,6 +363,8 @@ def test_batch_axis_measures_saved_weights_as_the_live_probe_does(tmp_path):
     table = batch_axis_lines(rows["p0.1"] + rows["p0"])
     assert len(table) == 4 + 2 * 2 * len(DECOMPOSED)
     assert "| 32 | 0 | 32 | grad_direction_variance |" in "\n".join(table)
+    plot_batch_axis(rows["p0.1"] + rows["p0"], tmp_path)
+    assert (tmp_path / "batch_axis.png").stat().st_size > 0 and (tmp_path / "batch_axis.pdf").is_file()
 
 
 def test_a_measurement_does_not_depend_on_which_other_steps_are_measured(tmp_path):

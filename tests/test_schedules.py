@@ -72,6 +72,9 @@ def test_bad_schedules_raise(args, match):
 def test_depth_scales_linear_rule():
     assert np.allclose(depth_scales(5), [0, 0.25, 0.5, 0.75, 1])
     assert np.allclose(depth_scales(1), [0])
+    from timm.layers import calculate_drop_path_rates  # the same rule, in float32
+    for blocks in (2, 6, 12, 24):
+        assert np.allclose(depth_scales(blocks), calculate_drop_path_rates(1.0, blocks), rtol=0, atol=1e-7)
 
 
 def vit(depth=4, **rates):

@@ -122,12 +122,10 @@ def sampling_floor(by_rate: dict) -> list[str]:
             f"{max(rel) ** 2 / 2:.2g})."]
 
 
-def batch_axis_lines(rows: list[dict]) -> list[str]:
-    """The measurement-batch table (repro.analysis.batch_axis): each effect by training batch,
-    step and measurement batch, mean ± 95% interval over seeds."""
+def batch_axis_cells(rows: list[dict]) -> tuple[list, dict]:
+    """The drop rates and, per (training batch, step, measurement batch, metric), each effect's
+    value per seed, from the measurement-batch table (repro.analysis.batch_axis)."""
     rates = sorted({r["drop.rate"] for r in rows})
-    if len(rates) < 2:
-        return ["(needs runs at two drop rates)"]
     index = {(r["drop.rate"], r["masks"], r["seed"], r["train.batch_size"], r["step"], r["batch_size"]): r
              for r in rows}
     cells: dict = {}
@@ -138,6 +136,15 @@ def batch_axis_lines(rows: list[dict]) -> list[str]:
         for key, _ in DECOMPOSED:
             for effect, value in effects(number(on[key]), number(off[key]), number(plain[key])).items():
                 cells.setdefault((*point, key), {}).setdefault(effect, {})[seed] = value
+    return rates, cells
+
+
+def batch_axis_lines(rows: list[dict]) -> list[str]:
+    """The measurement-batch table: each effect by training batch, step and measurement batch,
+    mean ± 95% interval over seeds."""
+    rates, cells = batch_axis_cells(rows)
+    if len(rates) < 2:
+        return ["(needs runs at two drop rates)"]
     lines = [f"Measurement-batch axis, drop rate {rates[-1]} against {rates[0]} (effects as in the "
              "decomposition table), mean ± 95% interval over seeds:", "",
              "| training batch | step | measurement batch | metric | paper | mask effect | "
@@ -146,3 +153,29 @@ def batch_axis_lines(rows: list[dict]) -> list[str]:
         values = [fmt(*mean_ci(list(by_effect[e].values()))[:2], digits=4) for e in EFFECTS]
         lines.append(f"| {train_batch} | {step} | {size} | {key} | " + " | ".join(values) + " |")
     return lines
+
+
+def plot_batch_axis(rows: list[dict], out: Path, stem: str = "batch_axis") -> None:
+    """Each effect against the measurement batch (log scale), one panel per metric: the mean over
+    seeds at each measured step (the first dashed, later ones solid)."""
+    _, cells = batch_axis_cells(rows)
+    first = min(point[1] for point in cells)
+    lines: dict = {}
+    for (train_batch, step, size, key), by_effect in sorted(cells.items()):
+        for effect in EFFECTS:
+            mean = mean_ci(list(by_effect[effect].values()))[0]
+            lines.setdefault((key, train_batch, step, effect), []).append((size, mean))
+    fig, axes = plt.subplots(1, len(DECOMPOSED), figsize=(4 * len(DECOMPOSED), 3.4))
+    for ax, (key, title) in zip(axes, DECOMPOSED):
+        for (metric, train_batch, step, effect), points in lines.items():
+            if metric == key:
+                ax.plot(*zip(*points), color=f"C{EFFECTS.index(effect)}",
+                        linestyle="--" if step == first else "-",
+                        label=f"{effect}, step {step} (training batch {train_batch})")
+        ax.set_xscale("log", base=2)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_title(title)
+        ax.set_xlabel("measurement batch")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    save(fig, out, stem)

@@ -9,9 +9,16 @@ from pathlib import Path
 
 from repro.claims import DYNAMICS
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
-from repro.figures.decomposition import decomposed, decomposition, phase_windows
+from repro.figures.decomposition import (
+    batch_axis_lines,
+    decomposed,
+    decomposition,
+    phase_windows,
+    plot_batch_axis,
+)
 from repro.ledger import hardware_kinds, one_hardware
 from repro.plan import read_plan
+from repro.results import read_csv
 from repro.stats import planned_verdict
 
 PANELS = (("grad_norm", "gradient norm"), ("model_distance", "distance from init"),
@@ -20,8 +27,14 @@ PANELS = (("grad_norm", "gradient norm"), ("model_distance", "distance from init
           ("variance", "variance mean ||g - mean g||^2"))
 METRICS = ("grad_norm", "model_distance", "grad_direction_variance", "grad_direction_error")
 def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
-    """The comparison; judged by results/NAME/plan.json's rule where the experiment has one."""
-    return section(group_by(analysis_rows(curves), "drop.rate"), out, "", read_plan(out))
+    """The comparison, judged by results/NAME/plan.json's rule where the experiment has one; and
+    the measurement-batch axis where batch_axis.csv (repro.analysis.batch_axis) is committed."""
+    lines = section(group_by(analysis_rows(curves), "drop.rate"), out, "", read_plan(out))
+    if (out / "batch_axis.csv").is_file():
+        axis = read_csv(out / "batch_axis.csv")
+        plot_batch_axis(axis, out)
+        lines += ["", *batch_axis_lines(axis)]
+    return lines
 
 
 def make_batch_axis(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
