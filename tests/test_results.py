@@ -164,6 +164,9 @@ def test_committed_tables_regenerate_the_committed_figures(folder, tmp_path):
     built_with = json.loads((folder / "figures.json").read_text())["matplotlib"]
     if built_with != matplotlib.__version__:
         pytest.skip(f"figures were built with matplotlib {built_with}, this is {matplotlib.__version__}")
+    for extra in ("plan.json", "batch_axis.csv"):          # committed inputs beside the tables
+        if (folder / extra).is_file():
+            (tmp_path / extra).write_bytes((folder / extra).read_bytes())
     FIGURES[folder.name](read_csv(folder / "runs.csv"), read_csv(folder / "curves.csv"), tmp_path)
     figures = sorted(p.name for p in folder.glob("*.png")) + sorted(p.name for p in folder.glob("*.pdf"))
     assert figures
