@@ -7,7 +7,6 @@ crashed or tampered runs are returned separately so that they are reported, neve
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -33,8 +32,9 @@ OPTIONAL_KEYS = ("batch_size", "train_batch_size", "noise_to_signal", "grad_nois
 
 def run_hardware(run_dir: RunDir) -> str | None:
     """The run's hardware kind (repro.provenance.hardware_kind), None without provenance.json."""
-    path = run_dir / "provenance.json"
-    return hardware_kind(json.loads(path.read_text())) if path.is_file() else None
+    if not (run_dir / "provenance.json").is_file():
+        return None
+    return hardware_kind(run_dir.read_json("provenance.json"))
 
 
 def tidy(run: str, config: dict, events: list[dict]) -> tuple[dict, list[dict]]:

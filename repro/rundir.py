@@ -57,8 +57,7 @@ class RunDir:
         """complete (marker verified), tampered (metrics changed after), running (a live process
         holds its lock on this host), or incomplete (crashed, stopped, or running elsewhere)."""
         if self.marker.is_file():
-            verified = self.metrics_sha256() == self.read_json("COMPLETE")["metrics_sha256"]
-            return "complete" if verified else "tampered"
+            return "complete" if self.intact(self.read_json("COMPLETE")) else "tampered"
         if self.lock.is_file():
             owner = self.read_json(".lock")
             if owner["host"] == socket.gethostname() and pid_alive(owner["pid"]):
@@ -69,13 +68,18 @@ class RunDir:
         """The summary of a run completed here with a config of this hash (its marker verified)."""
         if not self.marker.is_file():
             return None
-        if self.read_json("COMPLETE")["config_hash"] != config_hash:
+        done = self.read_json("COMPLETE")
+        if done["config_hash"] != config_hash:
             raise ConfigError(f"{self} holds a finished run of a different config; choose another "
                               "hydra.run.dir")
-        if self.status() == "tampered":
+        if not self.intact(done):
             raise DataError(f"{self.metrics} changed after the run finished (checksum in COMPLETE "
                             "differs): restore it, or delete the directory to run again")
-        return self.read_json("COMPLETE")["summary"]
+        return done["summary"]
+
+    def intact(self, done: dict) -> bool:
+        """metrics.jsonl is what the COMPLETE marker `done` recorded."""
+        return self.metrics_sha256() == done["metrics_sha256"]
 
     def open(self, files: dict[str, str], fresh: bool) -> None:
         """Make the accepted run's directory and write `files` (name -> text: its config, the
