@@ -4,10 +4,12 @@ Hydra composes a run's config from conf/. `check_schema` merges it into `Config`
 an unknown key (e.g. a typo added with `+`) or a value outside a key's choices stops the run,
 naming the key (and the choices), before anything is loaded. `register_schemas` puts each group's
 schema in Hydra's ConfigStore (`GROUP/schema`) and the train defaults below (`train/defaults`,
-the `train` node of conf/config.yaml). Every conf/data file starts from `data/schema`, so Hydra
-checks those keys as it composes; the other groups stay plain YAML on purpose: started from
-their schema, a composed config would gain the optional keys a file leaves out and turn integers
-into floats (cutoff_epoch: 50 -> 50.0), which changes `checkpoint.config_hash` of existing runs.
+the `train` node of conf/config.yaml). Every conf/data, conf/logger and conf/analysis file
+starts from its group's schema, so Hydra checks those keys as it composes (and the logger and
+analysis defaults are stated only here); model, drop and optim stay plain YAML on purpose:
+started from their schema, a composed config would gain the optional keys a file leaves out and
+turn integers into floats (cutoff_epoch: 50 -> 50.0), which changes `checkpoint.config_hash` of
+existing runs.
 """
 from __future__ import annotations
 
@@ -124,25 +126,33 @@ class OptimConfig:
 
 @dataclass
 class LoggerConfig:
+    """The W&B mirror of metrics.jsonl (metrics.jsonl is written in every mode)."""
     mode: LoggerMode
-    project: str
+    project: str = "dropout-reduces-underfitting"
     entity: Optional[str] = None
-    group: Optional[str] = None
+    group: Optional[str] = "${name}"    # the experiment's name
 
 
 @dataclass
 class AnalysisConfig:
-    mode: AnalysisMode
-    steps: list[int] = field(default_factory=list)
-    every: int = 0
-    log_first: int = 0
+    """Training-dynamics measurement (docs/paper.md section 4), stated only here (conf/analysis):
+    gradient norm, distance from init, direction variance and error, bias / variance,
+    noise-to-signal, per-block values, update cosine; mini-batch gradients with the dropout masks
+    on (as trained) and off. live: measure during training (`analysis` events); snapshot: save
+    the weights at the measured steps, measure later (`python -m repro.analysis.measure RUN_DIR`)."""
+    mode: AnalysisMode = AnalysisMode.off
+    steps: list[int] = field(default_factory=list)   # explicit optimizer steps (0 = initialization)
+    every: int = 0                  # and every k steps
+    log_first: int = 0              # and log_points log-spaced steps over the first log_first steps
     log_points: int = 0
-    num_grads: int = 16
-    batch_size: Optional[int] = None
-    full_subset: Optional[int] = None
+    num_grads: int = 16             # |G| mini-batch gradients per measurement
+    batch_size: Optional[int] = None    # null: train.batch_size
+    full_subset: Optional[int] = 10000  # images for the whole-set gradient g_hat (null: all of them);
+                                        # its sampling error is logged as full_grad_error
     full_batch_size: int = 1000
-    per_block: bool = True
-    seed: int = 0
+    per_block: bool = True          # also per block (blocks.i, patch_embed, head, ...)
+    seed: int = 0                   # the probe's own randomness (g_hat subset, batches, masks), mixed
+                                    # with the run's seed: per seed, shared by the arms of one seed
 
 
 @dataclass
@@ -217,8 +227,7 @@ def schema_message(err: OmegaConfBaseException) -> str:
     key = getattr(err, "full_key", None) or "?"
     enum = getattr(getattr(err, "child_node", None), "enum_type", None)
     if enum is not None:
-        hint = " (YAML reads off / no / yes as booleans: quote it)" if isinstance(err.value, bool) else ""
-        return f"{key}={err.value!r} is unknown; choose one of {', '.join(values(enum))}{hint}"
+        return f"{key}={err.value!r} is unknown; choose one of {', '.join(values(enum))}"
     fix = ("Remove the key if it is a typo (see conf/ for the keys each group takes)"
            if isinstance(err, ConfigKeyError) else "Fix the value's type")
     return f"{key}: {str(err).splitlines()[0]}. {fix}"

@@ -9,7 +9,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from repro.checkpoint import config_hash
-from repro.config import TrainConfig, check_schema
+from repro.config import AnalysisConfig, LoggerConfig, TrainConfig, check_schema
 from repro.errors import ConfigError
 
 # Recorded at commit e27186d, before the choices became Enums and the train defaults moved from
@@ -42,9 +42,10 @@ def test_composed_config_and_its_hash_are_unchanged(overrides):
             digest(OmegaConf.to_yaml(cfg))) == PINNED[overrides]
 
 
-def test_composed_values_stay_plain_strings():
+def test_composed_values_read_as_plain_strings():
     cfg = make_cfg("data=imagenet")
-    assert type(cfg.drop.kind) is str and type(cfg.train.nonfinite) is str and type(cfg.logger.mode) is str
+    assert type(cfg.drop.kind) is str and type(cfg.train.nonfinite) is str
+    assert cfg.logger.mode == "offline" and f"{cfg.logger.mode}" == "offline"   # typed at composition
     assert check_schema(cfg).drop.kind == cfg.drop.kind == "dropout"    # the typed copy compares equal
     assert f"{check_schema(cfg).data.interpolation}" == "bicubic"
 
@@ -55,8 +56,16 @@ def test_train_defaults_are_stated_once():
         OmegaConf.structured(TrainConfig), enum_to_str=True)
 
 
+def test_analysis_and_logger_defaults_are_stated_once():
+    assert set(OmegaConf.load(CONF / "analysis" / "default.yaml")) == {"defaults"}
+    assert {key for f in (CONF / "logger").glob("*.yaml") for key in OmegaConf.load(f)} == {"defaults", "mode"}
+    cfg = make_cfg("logger=none")
+    assert OmegaConf.to_container(cfg.analysis) == OmegaConf.to_container(OmegaConf.structured(AnalysisConfig))
+    assert (cfg.logger.mode, cfg.logger.project, cfg.logger.group) == ("disabled", LoggerConfig.project, "default")
+
+
 @pytest.mark.parametrize("override, choices", [("drop.kind=dropot", "none, dropout, drop_path"),
-                                               ("logger.mode=onlin", "offline, online, disabled")])
+                                               ("drop.mode=erly", "standard, early, late")])
 def test_wrong_choice_is_refused_by_run_naming_the_choices(override, choices, tmp_path):
     from repro.run import run
     key, _, value = override.partition("=")
@@ -65,14 +74,18 @@ def test_wrong_choice_is_refused_by_run_naming_the_choices(override, choices, tm
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("key, value, choices", [
-    ("interpolation", "bicubc", "bicubic, bilinear, nearest, random"),
-    ("bad_images", "ignore", "error, skip")])
-def test_data_choices_are_checked_by_hydra_as_it_composes(key, value, choices):
-    with pytest.raises(ConfigCompositionException) as err:     # conf/data files start from data/schema
-        make_cfg("data=imagenet", f"data.{key}={value}")
-    assert f"expected one of [{choices}]" in str(err.value.__cause__)
-    assert f"full_key: data.{key}" in str(err.value.__cause__)
+@pytest.mark.parametrize("override, message", [
+    ("data=imagenet data.interpolation=bicubc", "expected one of [bicubic, bilinear, nearest, random]"),
+    ("data=imagenet data.bad_images=ignore", "expected one of [error, skip]"),
+    ("logger.mode=onlin", "expected one of [offline, online, disabled]"),
+    ("analysis.mode=of", "expected one of [off, live, snapshot]"),
+    ("analysis.mode=false", "Invalid value 'False', expected one of [off, live, snapshot]"),  # YAML's off
+    ("analysis.num_grads=many", "Value 'many' of type 'str' could not be converted to Integer")])
+def test_typed_groups_are_checked_by_hydra_as_it_composes(override, message):
+    with pytest.raises(ConfigCompositionException) as err:   # data, logger, analysis start from their schema
+        make_cfg(*override.split())
+    key = override.split()[-1].partition("=")[0]
+    assert message in str(err.value.__cause__) and f"full_key: {key}" in str(err.value.__cause__)
 
 
 def test_missing_value_is_named():
