@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY
-from test_results import load_script
+from conftest import TINY, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -66,7 +66,7 @@ def test_training_data_stays_on_the_gpu_as_uint8(tiny_cfg):
 
 
 def test_largest_batch_doubles_until_the_step_fails(tiny_cfg):
-    from test_results import load_script
+    from conftest import load_script
     bench = load_script("bench")
     cfg = tiny_cfg("device=cuda")
     model, data, device = prepare(cfg)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from repro import launch
 from repro.results import read_csv
-from tests.test_results import load_script
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 

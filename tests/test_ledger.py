@@ -11,7 +11,7 @@ from repro import ledger
 from repro.figures import FIGURES
 from repro.ledger import LedgerConflict, merge, one_hardware, read_tables
 from repro.results import collect_dirs, read_csv
-from tests.test_results import fake_run
+from tests.conftest import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
