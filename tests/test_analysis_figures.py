@@ -1,6 +1,7 @@
 """The decomposition figures and tables (paper, mask and trajectory effects; per training batch)
 built from hand-valued curves.csv analysis rows."""
 from repro.figures.dynamics import make, make_batch_axis
+from repro.results import write_csv
 
 
 def analysis_row(rate: float, seed: int, step: int, train_batch: int = 128) -> dict:
@@ -26,7 +27,13 @@ def test_decomposition_figures_and_tables(tmp_path):
     assert "0.1000 ± 0.0000 over 16 measurements" in text and "about 0.005" in text
     assert (tmp_path / "decomposition.png").is_file() and (tmp_path / "dynamics.png").is_file()
     big = [{**r, "train_batch_size": 1024} for r in rows]
-    text = "\n".join(make_batch_axis([], rows + big, tmp_path))
+    other = [analysis_row(rate, 5, step) for rate in (0.0, 0.1) for step in (0, 1, 200, 300)]
+    write_csv(rows + other, tmp_path / "dynamics_decompose" / "curves.csv")   # the batch-128 arm
+    text = "\n".join(make_batch_axis([], big, tmp_path / "dynamics_batch"))
     assert "## Training batch 128" in text and "## Training batch 1024" in text
     assert text.count("| early | grad_norm | 3.0100 ± 0.0000 |") == 2
-    assert (tmp_path / "decomposition_b1024.png").is_file() and (tmp_path / "dynamics_b128.png").is_file()
+    for batch in (128, 1024):    # seed 5, not trained at 1024, is left out of the 128 arm
+        assert (f"| {batch} | grad_direction_variance | 2 | 3.0100 ± 0.0000 | 2.0100 ± 0.0000 | "
+                "1.0000 ± 0.0000 |") in text
+    assert (tmp_path / "dynamics_batch" / "decomposition_b1024.png").is_file()
+    assert (tmp_path / "dynamics_batch" / "dynamics_b128.png").is_file()

@@ -10,11 +10,15 @@ from pathlib import Path
 from repro.claims import DYNAMICS
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
 from repro.figures.decomposition import (
+    DECOMPOSED,
+    EFFECTS,
     batch_axis_lines,
     decomposed,
     decomposition,
+    effect_series,
     phase_windows,
     plot_batch_axis,
+    window_effect,
 )
 from repro.ledger import hardware_kinds, one_hardware
 from repro.plan import read_plan
@@ -26,6 +30,9 @@ PANELS = (("grad_norm", "gradient norm"), ("model_distance", "distance from init
           ("grad_direction_error", "direction error"), ("bias", "bias ||mean g - g_hat||"),
           ("variance", "variance mean ||g - mean g||^2"))
 METRICS = ("grad_norm", "model_distance", "grad_direction_variance", "grad_direction_error")
+BATCH_REFERENCE = "dynamics_decompose"   # the training-batch axis's batch-128 runs
+
+
 def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
     """The comparison, judged by results/NAME/plan.json's rule where the experiment has one; and
     the measurement-batch axis where batch_axis.csv (repro.analysis.batch_axis) is committed."""
@@ -38,12 +45,29 @@ def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
 
 
 def make_batch_axis(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
-    """The training-batch axis (experiment=dynamics_batch): each training batch size on its own,
-    with its figures suffixed _b<batch>."""
-    lines = []
-    for (batch,), rows in sorted(group_by(analysis_rows(curves), "train_batch_size").items()):
-        lines += [f"## Training batch {batch}", ""]
-        lines += section(group_by(rows, "drop.rate"), out, f"_b{batch}") + [""]
+    """The training-batch axis (experiment=dynamics_batch): its runs at batch 1024 beside
+    dynamics_decompose's runs of the same seeds at 128 (the same config there: the LR scaled by
+    128/128; tests/test_config.py), each batch on its own with figures suffixed _b<batch>, then
+    the early-window effects side by side."""
+    rows = analysis_rows(curves)
+    seeds = {r["seed"] for r in rows}
+    reference = read_csv(out.parent / BATCH_REFERENCE / "curves.csv")
+    rows = one_hardware(rows + [r for r in analysis_rows(reference) if r["seed"] in seeds], "dynamics_batch")
+    by_batch = {batch: group_by(batch_rows, "drop.rate")
+                for (batch,), batch_rows in sorted(group_by(rows, "train_batch_size").items())}
+    lines = ["Early-window effects by training batch (drop rate 0.1 minus 0.0; per seed the mean over "
+             "the early steps, then mean ± 95% interval over seeds):", "",
+             "| training batch | metric | seeds | paper | mask effect | trajectory effect |",
+             "|---|---|---|---|---|---|"]
+    for batch, by_rate in by_batch.items():
+        for key, _ in DECOMPOSED:
+            series = effect_series(by_rate, key)
+            early = phase_windows(sorted(s for s in series["paper"] if s > 0))["early"]
+            cells = [window_effect(series[e], early) for e in EFFECTS]
+            lines.append(f"| {batch} | {key} | {cells[0][2]} | "
+                         + " | ".join(fmt(m, h, digits=4) for m, h, _ in cells) + " |")
+    for batch, by_rate in by_batch.items():
+        lines += ["", f"## Training batch {batch}", "", *section(by_rate, out, f"_b{batch}")]
     return lines
 
 
