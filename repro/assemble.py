@@ -11,14 +11,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from repro import distributed
 from repro.data import load_data
-from repro.distributed import World
+from repro.distributed import SINGLE, World
 from repro.errors import ConfigError, DataError
 from repro.layers import make_compilable
 from repro.logger import MetricsLog
 from repro.models import build_model
 from repro.optim import build_optimizer
 from repro.schedules import DropSchedule
-from repro.trainer import SINGLE, Trainer
+from repro.trainer import Trainer
 
 
 def check_loaded(cfg, data) -> None:

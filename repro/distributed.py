@@ -39,6 +39,9 @@ class World:
         return box[0]
 
 
+SINGLE = World()  # one process
+
+
 def select_device(name: str) -> torch.device:
     """auto: CUDA if present, else the CPU; otherwise the named device."""
     if name == "auto":

@@ -1,7 +1,8 @@
 """Graceful stops: SLURM sends SIGTERM (or, as configured, SIGUSR1 / submitit's SIGUSR2) before
 it kills or requeues a job. The handler only records the signal; the trainer finishes its step,
 writes a checkpoint and stops; then `forward` hands the signal to whatever handled it before
-(submitit's handler requeues the job), and relaunching the run directory resumes."""
+(submitit's handler requeues the job), and relaunching the run directory resumes. Every rank
+stops at the same step: one rank's signal stops them all."""
 from __future__ import annotations
 
 import signal
@@ -44,3 +45,15 @@ class StopOnSignals:
         handler = self.previous.get(getattr(signal, self.received or "", None))
         if callable(handler):
             handler(getattr(signal, self.received), None)
+
+
+def agreed_stop(requested, world, device) -> str | None:
+    """Why to stop now (`requested()`: e.g. a StopOnSignals), agreed by all ranks of `world`."""
+    reason = requested()
+    if world.any(bool(reason), device):
+        return reason or "a stop request on another rank"
+    return None
+
+
+class Interrupted(Exception):
+    """Training stopped early on request (e.g. SIGTERM) after writing a checkpoint."""

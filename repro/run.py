@@ -15,10 +15,9 @@ from repro.assemble import build_trainer, prepare
 from repro.errors import ConfigError
 from repro.logger import MESSAGES, MetricsLog, run_messages, start_wandb
 from repro.plot import plot_run
-from repro.preemption import StopOnSignals
+from repro.preemption import Interrupted, StopOnSignals
 from repro.provenance import provenance
 from repro.rundir import RunDir
-from repro.trainer import Interrupted
 from repro.validate import validate
 
 
@@ -115,15 +114,18 @@ def train(cfg, run_dir: RunDir, world, state, model, data, device) -> dict:
         return {"interrupted": str(note), "steps": trainer.step}
     finally:
         log.close()
-    return summarize(cfg, run_dir, trainer, final, time.perf_counter() - started)
+    final = {**final, "best_test_acc": trainer.events.best_test_acc, "steps": trainer.step}
+    return summarize(cfg, run_dir, final, trainer.schedule.rates, time.perf_counter() - started,
+                     trainer.world.main)
 
 
-def summarize(cfg, run_dir: RunDir, trainer, final: dict, seconds: float) -> dict:
-    """The finished run's summary; rank 0 writes it with the plot and the COMPLETE marker."""
-    summary = {**final, "best_test_acc": trainer.best_test_acc, "steps": trainer.step,
-               "wall_s_this_launch": seconds}
-    if trainer.world.main:
-        plot_run(run_dir, trainer.schedule.rates)
+def summarize(cfg, run_dir: RunDir, final: dict, rates, seconds: float, main: bool = True) -> dict:
+    """The finished run's summary: its `final` metrics (best_test_acc and steps among them) and
+    this launch's wall time; rank 0 (`main`) writes it with the plot (`rates`: the drop rate of
+    every step) and the COMPLETE marker."""
+    summary = {**final, "wall_s_this_launch": seconds}
+    if main:
+        plot_run(run_dir, rates)
         run_dir.complete(summary, checkpoint.config_hash(cfg))
         MESSAGES.info(f"test accuracy {summary['test_acc']:.4f}, full-model train loss "
                       f"{summary['train_full_loss']:.4f}; metrics.jsonl, checkpoint.pt, plot.png, "

@@ -16,20 +16,18 @@ import copy
 import os
 import time
 from contextlib import ExitStack
-from types import SimpleNamespace
 
 import torch
 from omegaconf import open_dict
 
 from repro import checkpoint, run
 from repro.assemble import prepare, seeded_model
-from repro.distributed import select_device
+from repro.distributed import SINGLE, select_device
 from repro.errors import ConfigError
 from repro.logger import MESSAGES, run_messages
-from repro.preemption import StopOnSignals
+from repro.preemption import Interrupted, StopOnSignals
 from repro.rundir import RunDir
 from repro.seed_batch import SeedBatchTrainer
-from repro.trainer import SINGLE, Interrupted
 from repro.validate import validate
 
 ELEMENTWISE = ("adamw", "momentum")   # optimizers whose update of a stacked tensor is each seed's own
@@ -147,9 +145,6 @@ def train(cfgs, run_dirs: list[RunDir], states, models, data, device) -> list[di
         for log in logs:
             log.close()
     seconds = time.perf_counter() - started       # the batch's: every seed records it
-    summaries = []
-    for k, (c, d) in enumerate(zip(cfgs, run_dirs)):
-        seed = SimpleNamespace(best_test_acc=trainer.best_test_acc[k], step=trainer.step, world=SINGLE,
-                               schedule=trainer.schedule)   # what run.summarize reads of a Trainer
-        summaries.append(run.summarize(c, d, seed, final[k], seconds))
-    return summaries
+    return [run.summarize(c, d, {**final[k], "best_test_acc": best, "steps": trainer.step},
+                          trainer.schedule.rates, seconds)
+            for k, (c, d, best) in enumerate(zip(cfgs, run_dirs, trainer.events.best_test_acc))]

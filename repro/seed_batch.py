@@ -13,16 +13,16 @@ seed in the single Trainer's format, sliced from the stacked weights and optimiz
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from repro import checkpoint
 from repro.assemble import build_trainer
-from repro.data.loader import mix_seed
-from repro.logger import MESSAGES, MetricsLog
-from repro.trainer import Interrupted, Trainer
+from repro.events import SeedEvents
+from repro.logger import MetricsLog
+from repro.preemption import Interrupted
+from repro.trainer import Trainer
 
 
 class SeedBatches:
@@ -58,15 +58,17 @@ def stacked(states: list[dict]) -> dict:
 
 class SeedBatchTrainer(Trainer):
     """`Trainer.fit` over K seeds: `cfgs[k]` and `models[k]` (seeded as single runs are) give
-    seed k, logged to `logs[k]` and checkpointed to `checkpoint_paths[k]`. The configs differ in
-    their seed only. Per-seed values are lists or [K] tensors (`best_test_acc`, `loss_sum`)."""
+    seed k, logged to `logs[k]` (`events`: a SeedEvents) and checkpointed to `checkpoint_paths[k]`.
+    The configs differ in their seed only; their `seed_batch` seeds the masks (`Trainer.begin_step`)."""
 
     def __init__(self, cfgs: list, models: list, data, device, logs: list[MetricsLog],
                  checkpoint_paths: list):
         template = models[0]         # its modules run every seed; its own tensors are not used
-        super().__init__(**vars(build_trainer(cfgs[0], template, data, device)))
-        self.cfgs, self.logs, self.checkpoint_paths = cfgs, logs, checkpoint_paths
-        self.seeds = [c.seed for c in cfgs]
+        single = build_trainer(cfgs[0], template, data, device)
+        events = SeedEvents([c.seed for c in cfgs], logs, cfgs[0].train, single.steps_per_epoch, device,
+                            checkpoint_paths)
+        super().__init__(**{**vars(single), "events": events})
+        self.cfgs, self.checkpoint_paths = cfgs, checkpoint_paths
         self.batches = SeedBatches([data.pipeline(c, device, self.world)[0] for c in cfgs])
         self.params, self.buffers = stack_module_state([m.to(device) for m in models])
         names = {id(p): n for n, p in template.named_parameters()}
@@ -78,11 +80,6 @@ class SeedBatchTrainer(Trainer):
                 if hasattr(module, "fused_attn"):
                     module.fused_attn = False
         template.to("meta")
-        self.best_test_acc = [0.0] * len(cfgs)
-        self.loss_sum = torch.zeros(len(cfgs), device=device)
-
-    def step_seed(self) -> int:
-        return mix_seed(*self.seeds, self.step, 1)
 
     def seed_loss(self, params, buffers, x, y) -> torch.Tensor:
         with self.autocast():
@@ -108,7 +105,7 @@ class SeedBatchTrainer(Trainer):
         """`Trainer.evaluate` of every seed, all on the same images at once."""
         self.model.eval()
         sums = vmap(self.eval_sums, in_dims=(0, 0, None, None))
-        out = [{} for _ in self.seeds]
+        out = [{} for _ in self.cfgs]
         for name, images in self.eval_sets.items():
             loss = correct = 0
             for xb, yb in images.batches(self.cfg.train.eval_batch_size):
@@ -120,36 +117,14 @@ class SeedBatchTrainer(Trainer):
         self.model.train()
         return out
 
-    def log_train(self, seconds: float, rate: float) -> float:
-        losses = [s / self.loss_count for s in self.loss_sum.tolist()]
-        for log, loss, path in zip(self.logs, losses, self.checkpoint_paths):
-            self.log_loss(log, loss, seconds, rate, path)
-        self.loss_sum, self.loss_count = torch.zeros(len(self.seeds), device=self.device), 0
-        return float(np.mean(losses))
-
-    def log_eval(self, epoch: int) -> dict:
-        """Each seed's evaluation in its log; returns them as "seeds", with their mean test
-        accuracy as "test_acc" (the progress bar's)."""
-        seeds = self.evaluate()
-        for k, (log, metrics) in enumerate(zip(self.logs, seeds)):
-            self.best_test_acc[k] = max(self.best_test_acc[k], metrics["test_acc"])
-            log.log("eval", self.step, epoch=epoch, best_test_acc=self.best_test_acc[k], **metrics)
-        accuracies = ", ".join(f"{m['test_acc']:.4f}" for m in seeds)
-        MESSAGES.info(f"epoch {epoch}/{self.cfg.train.epochs}, step {self.step}: test accuracy of seeds "
-                      f"{self.seeds}: {accuracies}")
-        return {"test_acc": float(np.mean([m["test_acc"] for m in seeds])), "seeds": seeds}
-
     def state_dict(self) -> list[dict]:
         """Each seed's checkpoint, as its single run's Trainer writes it."""
         tensors = {**self.params, **self.buffers}
         optimizer = self.optimizer.state_dict()
         return [{"model": {n: tensors[n][k].detach().clone() for n in self.state_keys},
                  "optimizer": seed_slice(optimizer, k), "scheduler": self.scheduler.state_dict(),
-                 "step": self.step, "best_test_acc": self.best_test_acc[k],
-                 "metrics_offset": self.logs[k].tell(),
-                 "loss_window": (self.loss_sum[k].item(), self.loss_count),
-                 "config_hash": checkpoint.config_hash(cfg), "probe": None}
-                for k, cfg in enumerate(self.cfgs)]
+                 "step": self.step, "config_hash": checkpoint.config_hash(cfg), "probe": None, **events}
+                for k, (cfg, events) in enumerate(zip(self.cfgs, self.events.state_dict()))]
 
     def load_state_dict(self, states: list[dict]) -> None:
         tensors = {**self.params, **self.buffers}
@@ -158,11 +133,8 @@ class SeedBatchTrainer(Trainer):
                 tensors[name].copy_(torch.stack([s["model"][name] for s in states]))
         self.optimizer.load_state_dict(stacked([s["optimizer"] for s in states]))
         self.scheduler.load_state_dict(states[0]["scheduler"])
-        self.step, self.loss_count = states[0]["step"], states[0]["loss_window"][1]
-        self.best_test_acc = [s["best_test_acc"] for s in states]
-        self.loss_sum = torch.tensor([s["loss_window"][0] for s in states], device=self.device)
-        for log, state in zip(self.logs, states):
-            log.resume_at(state["metrics_offset"])
+        self.step = states[0]["step"]
+        self.events.load_state_dict(states)
 
     def save_checkpoint(self) -> None:
         for state, path in zip(self.state_dict(), self.checkpoint_paths):

@@ -1,14 +1,13 @@
-"""The training loop, one flat loop over optimizer steps: the scheduled drop rate and LR per step,
-a log of the training loss, an evaluation per epoch (test set, and the full model on a fixed
-training subset), checkpoints, and a probe that may measure between steps. repro.assemble builds
-the parts."""
+"""The training loop, one flat loop over optimizer steps: each at its scheduled drop rate and LR,
+an evaluation per epoch (test set, and the full model on a fixed training subset), checkpoints, and
+a probe that may measure between steps. Its train and eval events are repro.events'; repro.assemble
+builds the parts."""
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,12 @@ from tqdm.auto import tqdm
 
 from repro import checkpoint
 from repro.data.loader import mix_seed
-from repro.distributed import World
+from repro.distributed import SINGLE, World
 from repro.evaluate import evaluate
-from repro.logger import MESSAGES, MetricsLog
+from repro.events import RunEvents
+from repro.logger import MetricsLog
+from repro.preemption import Interrupted, agreed_stop
 from repro.schedules import DropController, DropSchedule
-
-SINGLE = World()  # one process
 
 
 @dataclass(eq=False)
@@ -44,14 +43,14 @@ class Trainer:
     checkpoint_path: Path | None = None
     world: World = SINGLE
     step: int = 0
-    best_test_acc: float = 0.0
-    loss_count: int = 0          # steps since the last train event, and their summed loss:
-    loss_sum: torch.Tensor = field(default=None)
     stop_requested: Callable = lambda: None    # a reason (e.g. a signal's name) to stop, or None
     probe: Any = None            # a DynamicsProbe or SnapshotSaver: after_step(s), steps, measure(s)
+    events: Any = None           # the train and eval events (repro.events); None: this run's own
 
     def __post_init__(self):
-        self.loss_sum = torch.zeros((), device=self.device)
+        if self.events is None:
+            self.events = RunEvents(self.log, self.cfg.train, self.steps_per_epoch, self.device, self.world,
+                                    self.checkpoint_path)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -70,38 +69,36 @@ class Trainer:
         Raises Interrupted, after writing a checkpoint, when `stop_requested()` says so."""
         t = self.cfg.train
         stop_at = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not t.progress,
-                   dynamic_ncols=True, desc="train")
         metrics, epoch_batches, tick = {}, None, time.perf_counter()
         self.model.train()
         if self.step == 0:
             self.observe()
-        while self.step < stop_at:
-            epoch, start = divmod(self.step, self.steps_per_epoch)
-            if epoch_batches is None:
-                epoch_batches = iter(self.batches.epoch(epoch, start))
-            rate = self.schedule.rate(self.step)
-            self.loss_sum += self.train_step(*next(epoch_batches))
-            self.loss_count += 1
-            self.observe()
-            epoch_end = self.step % self.steps_per_epoch == 0
-            if self.step % t.log_every == 0 or epoch_end:
-                bar.update(self.loss_count)
-                loss = self.log_train(time.perf_counter() - tick, rate)
-                bar.set_postfix(loss=f"{loss:.3f}", p=f"{rate:.3f}",
-                                acc=f"{metrics.get('test_acc', float('nan')):.3f}")
-                tick = time.perf_counter()
-            if epoch_end and ((epoch + 1) % t.eval_every == 0 or self.step == self.total_steps):
-                metrics = self.log_eval(epoch + 1)
-            reason = self.stop_reason()
-            if epoch_end or reason or (t.ckpt_every and self.step % t.ckpt_every == 0):
-                self.save_checkpoint()
-            if reason:
-                bar.close()
-                self.interrupt(reason)
-            if epoch_end:
-                epoch_batches, tick = None, time.perf_counter()
-        bar.close()
+        with tqdm(total=self.total_steps, initial=self.step, disable=not t.progress, dynamic_ncols=True,
+                  desc="train") as bar:
+            while self.step < stop_at:
+                epoch, start = divmod(self.step, self.steps_per_epoch)
+                if epoch_batches is None:
+                    epoch_batches = iter(self.batches.epoch(epoch, start))
+                rate = self.schedule.rate(self.step)
+                self.events.add(self.train_step(*next(epoch_batches)))
+                self.observe()
+                epoch_end = self.step % self.steps_per_epoch == 0
+                if self.step % t.log_every == 0 or epoch_end:
+                    loss = self.events.log_train(self.step, rate, self.optimizer.param_groups[0]["lr"],
+                                                 time.perf_counter() - tick)
+                    bar.update(self.step - bar.n)
+                    bar.set_postfix(loss=f"{loss:.3f}", p=f"{rate:.3f}",
+                                    acc=f"{metrics.get('test_acc', float('nan')):.3f}")
+                    tick = time.perf_counter()
+                if epoch_end and ((epoch + 1) % t.eval_every == 0 or self.step == self.total_steps):
+                    metrics = self.events.log_eval(self.step, epoch + 1, self.evaluate())
+                reason = agreed_stop(self.stop_requested, self.world, self.device)
+                if epoch_end or reason or (t.ckpt_every and self.step % t.ckpt_every == 0):
+                    self.save_checkpoint()
+                if reason:
+                    self.interrupt(reason)
+                if epoch_end:
+                    epoch_batches, tick = None, time.perf_counter()
         return metrics
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -129,93 +126,48 @@ class Trainer:
         return total
 
     def begin_step(self) -> None:
-        """Set this step's drop rate and LR, and seed its random draws by `step_seed()`."""
-        if self.controller.kind != "none":
-            self.controller.apply(self.schedule.rate(self.step))
+        """Set this step's drop rate and LR, and seed its random draws by (seed, step): rank 0 draws
+        a single process's masks, other ranks (other data) their own; a seed batch (cfg.seed_batch,
+        repro.seed_batch) draws all its seeds' masks from one generator seeded by (seeds, step)."""
+        self.controller.apply(self.schedule.rate(self.step))
         self.scheduler.step_update(self.step)
-        seed = self.step_seed()
+        seeds = self.cfg.get("seed_batch") or [self.cfg.seed]
+        seed = mix_seed(*seeds, self.step, 1, *([self.world.rank] if self.world.rank else []))
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)  # timm's Mixup draws from numpy
 
-    def step_seed(self) -> int:
-        """(seed, step): rank 0 draws a single process's masks; other ranks (other data) their own."""
-        return mix_seed(self.cfg.seed, self.step, 1, *([self.world.rank] if self.world.rank else []))
-
     def observe(self) -> None:
         """Let the probe see the model after each step, and log what it measures at its steps."""
-        if self.probe is None:
-            return
-        self.probe.after_step(self.step)
-        if self.step in self.probe.steps and (result := self.probe.measure(self.step)):
-            self.log.log("analysis", self.step, **result)
+        if self.probe is not None:
+            self.probe.after_step(self.step)
+            if self.step in self.probe.steps and (result := self.probe.measure(self.step)):
+                self.log.log("analysis", self.step, **result)
 
     def evaluate(self) -> dict:
         """Loss and top-1 accuracy of the full model (eval mode) on each evaluation set."""
         return evaluate(self.model, self.eval_sets, self.cfg.train.eval_batch_size, self.autocast,
                         self.world, self.device)
 
-    def log_train(self, seconds: float, rate: float) -> float:
-        """Log the mean loss since the last log and start a new window; return the mean."""
-        loss = self.world.sum(self.loss_sum.clone()).item() / self.world.size / self.loss_count
-        self.log_loss(self.log, loss, seconds, rate, self.checkpoint_path)
-        self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
-        return loss
-
-    def log_loss(self, log: MetricsLog, loss: float, seconds: float, rate: float, checkpoint_path) -> None:
-        """The train event of `loss` (the mean since the last log) in `log`; a non-finite one stops."""
-        if not math.isfinite(loss):
-            log.log("nonfinite", self.step, loss=loss, action="stopped")
-            raise FloatingPointError(
-                f"training loss is {loss} at step {self.step}; the last good checkpoint is "
-                f"{checkpoint_path}. Lower optim.lr or check the data, or set "
-                "train.nonfinite=skip to skip such steps.")
-        log.log("train", self.step, epoch=self.step / self.steps_per_epoch, loss=loss,
-                lr=self.optimizer.param_groups[0]["lr"], drop_rate=rate,
-                img_per_s=self.loss_count * self.cfg.train.batch_size / seconds)
-
-    def log_eval(self, epoch: int) -> dict:
-        """Evaluate after `epoch` (counted from 1), keep the best test accuracy, log the event."""
-        metrics = self.evaluate()
-        self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
-        self.log.log("eval", self.step, epoch=epoch, best_test_acc=self.best_test_acc, **metrics)
-        MESSAGES.info(f"epoch {epoch}/{self.cfg.train.epochs}, step {self.step}: test accuracy "
-                      f"{metrics['test_acc']:.4f}, full-model train loss {metrics['train_full_loss']:.4f}")
-        return metrics
-
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step,
-                "best_test_acc": self.best_test_acc, "metrics_offset": self.log.tell(),
-                "loss_window": (self.loss_sum.item(), self.loss_count),
                 "config_hash": checkpoint.config_hash(self.cfg),
-                "probe": self.probe.state_dict() if self.probe else None}
+                "probe": self.probe.state_dict() if self.probe else None, **self.events.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.step, self.best_test_acc = state["step"], state["best_test_acc"]
-        loss_sum, self.loss_count = state["loss_window"]
-        self.loss_sum = torch.tensor(loss_sum, device=self.device)
+        self.step = state["step"]
         if self.probe and state.get("probe") is not None:
             self.probe.load_state_dict(state["probe"])
-        self.log.resume_at(state["metrics_offset"])
+        self.events.load_state_dict(state)
 
     def save_checkpoint(self) -> None:
         if self.checkpoint_path is not None and self.world.main:
             checkpoint.save_atomic(self.state_dict(), self.checkpoint_path)
 
-    def stop_reason(self) -> str | None:
-        """Why to stop now, agreed by all ranks (one rank's SIGTERM stops them all)."""
-        reason = self.stop_requested()
-        if self.world.any(bool(reason), self.device):
-            return reason or "a stop request on another rank"
-        return None
-
     def interrupt(self, reason: str):
         raise Interrupted(f"{reason} at step {self.step}: checkpoint written to "
                           f"{self.checkpoint_path}; relaunch the same run directory to resume")
 
-
-class Interrupted(Exception):
-    """Training stopped early on request (e.g. SIGTERM) after writing a checkpoint."""

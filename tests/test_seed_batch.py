@@ -1,30 +1,23 @@
 """Seed-batched training (repro.run_batched) against single runs (repro.run.run) of the same seeds:
 the same initial weights and batches, the same training where nothing is random, the same loss
-distribution where dropout is, bitwise resumption, records collected as a hardware kind of their own."""
+distribution where dropout is, records collected as a hardware kind of their own. Stopping,
+resuming and launching a batch: test_seed_batch_launch.py."""
 import json
-import os
-import signal
 
 import numpy as np
 import pytest
 import torch
 from conftest import TINY, make_cfg
-from test_results import load_script
 from test_run import events
 from torch.func import vmap
-from wandb_history import history
 
-from repro import checkpoint, launch
 from repro.assemble import build_trainer, prepare, seeded_model
-from repro.checkpoint import save_atomic
-from repro.errors import ConfigError
 from repro.ledger import LedgerConflict, merge, one_hardware
 from repro.logger import MetricsLog
 from repro.results import collect_dirs
-from repro.run import run, summarize
+from repro.run import run
 from repro.run_batched import run_batched, seed_configs
 from repro.seed_batch import SeedBatchTrainer
-from repro.train_batched import main
 
 
 def batch_trainer(cfg, seeds):
@@ -167,102 +160,3 @@ def test_batched_dropout_losses_match_single_runs_over_seeds(tiny_cfg, tmp_path)
     assert batched != single                                   # other masks, other trajectories
     assert abs(np.mean(batched) - np.mean(single)) < 3 * se
     assert np.mean(single) - np.mean(none) > 3 * se            # the interval tells dropout on from off
-
-
-class Crash(Exception):
-    pass
-
-
-STOPS = {"SIGTERM": [5, 5],                                  # the seeds' steps when stopped
-         "crash between the seeds' saves": [8, 4],
-         "crash between the seeds' summaries": [32, 32]}
-
-
-@pytest.mark.parametrize("how", STOPS)
-def test_a_stopped_batch_resumes_bitwise(tiny_cfg, tmp_path, monkeypatch, how):
-    cfg = tiny_cfg("drop=dropout", "train.ckpt_every=4")     # saves at steps 4, 8, 12, 16 (epoch end), ...
-    whole = [tmp_path / "whole" / f"s{k}" for k in range(2)]
-    summaries = run_batched(cfg, [0, 1], whole)
-    saves = []
-
-    def save_then_stop(state, path):
-        save_atomic(state, path)
-        saves.append(state["step"])
-        if how == "SIGTERM" and len(saves) == 2:             # both seeds at step 4: stop after step 5
-            os.kill(os.getpid(), signal.SIGTERM)
-        if how == "crash between the seeds' saves" and len(saves) == 3:     # seed 0 at step 8
-            raise Crash
-
-    def summarize_then_crash(*args):
-        summarize(*args)
-        raise Crash                                            # seed 0 finished, seed 1 not
-    monkeypatch.setattr(checkpoint, "save_atomic", save_then_stop)
-    monkeypatch.setattr("repro.run.summarize", summarize_then_crash)
-    stopped = [tmp_path / "stopped" / f"s{k}" for k in range(2)]
-    if how == "SIGTERM":
-        assert [s["steps"] for s in run_batched(cfg, [0, 1], stopped)] == [5, 5]
-    else:
-        with pytest.raises(Crash):
-            run_batched(cfg, [0, 1], stopped)
-    assert [weights(d)["step"] for d in stopped] == STOPS[how]
-    monkeypatch.undo()
-    resumed = run_batched(cfg, [0, 1], stopped)
-    for k in range(2):
-        assert events(stopped[k]) == events(whole[k])
-        a, b = weights(whole[k]), weights(stopped[k])
-        assert all(torch.equal(a["model"][n], b["model"][n]) for n in a["model"])
-        assert {**resumed[k], "wall_s_this_launch": 0} == {**summaries[k], "wall_s_this_launch": 0}
-    assert run_batched(cfg, [0, 1], stopped) == resumed       # finished: nothing left to do
-
-
-@pytest.mark.parametrize("overrides, key", [
-    (["train.accum_steps=2"], "train.accum_steps=2"),
-    (["train.compile=inductor"], "train.compile=inductor"),
-    (["train.channels_last=true"], "train.channels_last=True"),
-    (["train.grad_checkpointing=true"], "train.grad_checkpointing=True"),
-    (["train.nonfinite=skip"], "train.nonfinite=skip"),
-    (["analysis.mode=live", "analysis.every=4"], "analysis.mode=live"),
-    (["data.mixup=0.8"], "data.mixup=0.8"),
-    (["optim.name=lamb"], "optim.name=lamb"),
-])
-def test_unsupported_options_are_refused_before_anything_is_written(tiny_cfg, tmp_path, overrides, key):
-    with pytest.raises(ConfigError, match=f"^{key} is not supported with seed batching; use "):
-        run_batched(tiny_cfg(*overrides), [0, 1], [tmp_path / "a", tmp_path / "b"])
-    assert not any(tmp_path.iterdir())
-
-
-def test_a_directory_of_a_single_run_or_another_batch_is_refused(tiny_cfg, tmp_path):
-    cfg = tiny_cfg("train.epochs=1")
-    run(cfg, tmp_path / "single")
-    with pytest.raises(ConfigError, match="holds a finished run of a different config"):
-        run_batched(cfg, [0, 1], [tmp_path / "single", tmp_path / "other"])
-    with pytest.raises(ConfigError, match="distinct integer seeds"):
-        run_batched(cfg, [1, 1], [tmp_path / "a", tmp_path / "b"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["single"]
-
-
-def test_command_line_puts_each_seed_where_the_sweep_puts_it(tmp_path, monkeypatch, capsys):
-    """... and each seed keeps its own W&B run (offline), all open at once."""
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    named = ["data=synthetic", "model.embed_dim=32", "model.depth=2", "model.num_heads=2", "train.epochs=1",
-             "train.progress=false"]
-    main(["experiment=early_regime", *named, "drop=none", "seeds=1,0", "threads=1"])
-    sweep = load_script("sweep")
-    points = [p for p in sweep.grid("early_regime", [*named, "drop=none"]) if "seed=2" not in p]
-    assert len(points) == 2
-    for point in points:
-        run_dir = launch.run_dir("early_regime", point)
-        assert launch.status(run_dir) == "done"
-        [offline] = (run_dir / "wandb").glob("offline-run-*")
-        rows = history(next(offline.glob("run-*.wandb")))
-        losses = [e["loss"] for e in events(run_dir, "train")]
-        assert [r["train/loss"] for r in rows if "train/loss" in r] == losses      # its own, not another's
-    assert sorted(p.name for p in (tmp_path / "multirun" / "early_regime").iterdir()) == sorted(
-        launch.run_dir("early_regime", p).name for p in points)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(["experiment=early_regime", *named, "seed=3"])
-    assert stop.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "error: seed=...: give the batch's seeds as seeds=a,b,... (e.g. seeds=0,1,2,3)"]
