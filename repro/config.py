@@ -3,13 +3,14 @@
 Hydra composes a run's config from conf/. `check_schema` merges it into `Config`, so a wrong type,
 an unknown key (e.g. a typo added with `+`) or a value outside a key's choices stops the run,
 naming the key (and the choices), before anything is loaded. `register_schemas` puts each group's
-schema in Hydra's ConfigStore (`GROUP/schema`) and the train defaults below (`train/defaults`,
-the `train` node of conf/config.yaml). Every conf/data, conf/logger and conf/analysis file
-starts from its group's schema, so Hydra checks those keys as it composes (and the logger and
-analysis defaults are stated only here); model, drop and optim stay plain YAML on purpose:
+schema in Hydra's ConfigStore (`GROUP/schema`) and the train, logger and analysis defaults below
+(`GROUP/defaults`: plain values, as a YAML file would state them) that conf/ starts from, so
+those defaults are stated only here. Every conf/data file starts from `data/schema`, so Hydra
+checks those keys as it composes; the other groups stay untyped until `check_schema` on purpose:
 started from their schema, a composed config would gain the optional keys a file leaves out and
 turn integers into floats (cutoff_epoch: 50 -> 50.0), which changes `checkpoint.config_hash` of
-existing runs.
+existing runs, and a bad value would stop Hydra itself rather than be refused with the one-line
+message and exit status 2 of `repro.errors.refuse`.
 """
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ class LoggerConfig:
 
 @dataclass
 class AnalysisConfig:
-    """Training-dynamics measurement (docs/paper.md section 4), stated only here (conf/analysis):
+    """Training-dynamics measurement (docs/paper.md section 4), its defaults stated only here:
     gradient norm, distance from init, direction variance and error, bias / variance,
     noise-to-signal, per-block values, update cosine; mini-batch gradients with the dropout masks
     on (as trained) and off. live: measure during training (`analysis` events); snapshot: save
@@ -198,16 +199,17 @@ class Config:
 
 def register_schemas() -> None:
     """Each group's schema as `GROUP/schema` in Hydra's ConfigStore (a group file starts from it
-    with `defaults: [schema, _self_]`, as every conf/data file does), and the train defaults as
-    `train/defaults`: plain values, untyped like a YAML file's, so that the composed config is
-    the one conf/config.yaml stated them in before."""
+    with `defaults: [schema, _self_]`, as every conf/data file does), and the train, logger and
+    analysis defaults as `GROUP/defaults`: plain values, untyped like a YAML file's, so that the
+    composed config is the one conf/ stated them in before."""
     from hydra.core.config_store import ConfigStore
     store = ConfigStore.instance()
     for group, schema in get_type_hints(Config).items():
         if is_dataclass(schema):
             store.store(group=group, name="schema", node=schema)
-    store.store(group="train", name="defaults",
-                node=OmegaConf.to_container(OmegaConf.structured(TrainConfig), enum_to_str=True))
+    for group, schema in (("train", TrainConfig), ("logger", LoggerConfig), ("analysis", AnalysisConfig)):
+        store.store(group=group, name="defaults",
+                    node=OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True))
 
 
 def check_schema(cfg):
@@ -227,7 +229,8 @@ def schema_message(err: OmegaConfBaseException) -> str:
     key = getattr(err, "full_key", None) or "?"
     enum = getattr(getattr(err, "child_node", None), "enum_type", None)
     if enum is not None:
-        return f"{key}={err.value!r} is unknown; choose one of {', '.join(values(enum))}"
+        hint = " (YAML reads off / no / yes as booleans: quote it)" if isinstance(err.value, bool) else ""
+        return f"{key}={err.value!r} is unknown; choose one of {', '.join(values(enum))}{hint}"
     fix = ("Remove the key if it is a typo (see conf/ for the keys each group takes)"
            if isinstance(err, ConfigKeyError) else "Fix the value's type")
     return f"{key}: {str(err).splitlines()[0]}. {fix}"
