@@ -81,14 +81,19 @@ def test_committed_tables_regenerate_the_committed_figures(folder, tmp_path):
     built_with = json.loads((folder / "figures.json").read_text())["matplotlib"]
     if built_with != matplotlib.__version__:
         pytest.skip(f"figures were built with matplotlib {built_with}, this is {matplotlib.__version__}")
+    for other in COMMITTED:          # the other experiments beside it, as in results/ (dynamics_batch
+        if other != folder:          # reads dynamics_decompose's tables)
+            (tmp_path / other.name).symlink_to(other)
+    out = tmp_path / folder.name
+    out.mkdir()
     for extra in ("plan.json", "batch_axis.csv"):          # committed inputs beside the tables
         if (folder / extra).is_file():
-            (tmp_path / extra).write_bytes((folder / extra).read_bytes())
-    FIGURES[folder.name](read_csv(folder / "runs.csv"), read_csv(folder / "curves.csv"), tmp_path)
+            (out / extra).write_bytes((folder / extra).read_bytes())
+    FIGURES[folder.name](read_csv(folder / "runs.csv"), read_csv(folder / "curves.csv"), out)
     figures = sorted(p.name for p in folder.glob("*.png")) + sorted(p.name for p in folder.glob("*.pdf"))
     assert figures
     for name in figures:
-        assert (tmp_path / name).read_bytes() == (folder / name).read_bytes(), name
+        assert (out / name).read_bytes() == (folder / name).read_bytes(), name
 
 
 def test_regime_map_pairs_early_dropout_with_no_dropout_per_cell(tmp_path):
