@@ -1,6 +1,6 @@
 """The parts of a run, built from its config: the data (checked against the config), the seeded
-model, and the Trainer with its batches, drop schedule, optimizer and loss. run.py, the batched
-runs, post-hoc measurement and the benchmarks all build through here."""
+model, and the Trainer with its batches, events and the model's step (drop schedule, optimizer,
+loss). run.py, the batched runs, post-hoc measurement and the benchmarks all build through here."""
 from __future__ import annotations
 
 import torch
@@ -13,11 +13,13 @@ from repro import distributed
 from repro.data import load_data
 from repro.distributed import SINGLE, World
 from repro.errors import ConfigError, DataError
+from repro.events import RunEvents
 from repro.layers import make_compilable
 from repro.logger import MetricsLog
 from repro.models import build_model
 from repro.optim import build_optimizer
 from repro.schedules import DropSchedule
+from repro.step import ModelStep
 from repro.trainer import Trainer
 
 
@@ -63,8 +65,9 @@ def loss_parts(cfg, num_classes: int) -> tuple[Mixup | None, nn.Module]:
 
 def build_trainer(cfg, model: nn.Module, data, device: torch.device, log: MetricsLog | None = None,
                   checkpoint_path=None, world: World = SINGLE) -> Trainer:
-    """A Trainer for `cfg` at step 0: `model` on `device` (data parallel over `world`), this
-    rank's batches and evaluation sets, the drop schedule and its controller, optimizer, loss."""
+    """A Trainer for `cfg` at step 0: this rank's batches and evaluation sets, the run's events, and
+    the step of `model` on `device` (data parallel over `world`): the drop schedule and its
+    controller, optimizer, LR schedule, loss."""
     t = cfg.train
     model = model.to(device)
     if t.grad_checkpointing:                 # recompute block activations in backward
@@ -83,5 +86,8 @@ def build_trainer(cfg, model: nn.Module, data, device: torch.device, log: Metric
     optimizer, scheduler = build_optimizer(model, cfg.optim, t.batch_size, t.epochs * len(batches),
                                            len(batches))
     mixup, criterion = loss_parts(cfg, data.num_classes)
-    return Trainer(cfg, model, parallel, batches, eval_sets, schedule, controller, optimizer, scheduler,
-                   mixup, criterion, device, log or MetricsLog(None), checkpoint_path, world)
+    log = log or MetricsLog(None)
+    step = ModelStep(cfg, model, parallel, schedule, controller, optimizer, scheduler, mixup, criterion,
+                     device, log, world)
+    events = RunEvents(log, t, len(batches), device, world, checkpoint_path)
+    return Trainer(cfg, step, batches, eval_sets, schedule, events, log, device, [checkpoint_path], world)

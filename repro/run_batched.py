@@ -27,7 +27,7 @@ from repro.errors import ConfigError
 from repro.logger import MESSAGES, run_messages
 from repro.preemption import Interrupted, StopOnSignals
 from repro.rundir import RunDir
-from repro.seed_batch import SeedBatchTrainer
+from repro.seed_batch import seed_batch_trainer
 from repro.validate import validate
 
 ELEMENTWISE = ("adamw", "momentum")   # optimizers whose update of a stacked tensor is each seed's own
@@ -120,7 +120,7 @@ def train(cfgs, run_dirs: list[RunDir], states, models, data, device) -> list[di
     """The accepted batch, trained from `states` (None: from the start), then each seed summarized."""
     MESSAGES.info(f"seeds {[c.seed for c in cfgs]} in one batch: {', '.join(map(str, run_dirs))}")
     logs = [run.metrics_log(c, d, SINGLE, device, batched=len(cfgs)) for c, d in zip(cfgs, run_dirs)]
-    trainer = SeedBatchTrainer(cfgs, models, data, device, logs, [d.checkpoint for d in run_dirs])
+    trainer = seed_batch_trainer(cfgs, models, data, device, logs, [d.checkpoint for d in run_dirs])
     if states[0] is not None:
         trainer.load_state_dict(states)
         MESSAGES.info(f"resuming at step {trainer.step} of {trainer.total_steps}")

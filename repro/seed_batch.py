@@ -1,5 +1,6 @@
 """K seeds of one config trained as one batched model: the Trainer's loop, schedules, logging and
-checkpoints, with every model tensor stacked over the seeds and the forward pass vmapped.
+checkpoints, with a step (SeedBatchStep) that stacks every model tensor over the seeds and vmaps
+the forward pass.
 
 Each seed starts from its own single run's weights (`repro.assemble.seeded_model`) and sees its own
 single run's batches (its own `TrainBatches`, seeded by its seed). Dropout and drop-path masks are
@@ -9,9 +10,11 @@ independent across seeds, reproducible on resume, and for a batch of one seed th
 
 The optimizer is the single run's (timm's param groups and LR schedule) over the stacked tensors:
 element-wise updates (AdamW, SGD) of a stacked tensor are each seed's own. Checkpoints are one per
-seed in the single Trainer's format, sliced from the stacked weights and optimizer moments.
+seed in the single run's format, sliced from the stacked weights and optimizer moments.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +24,7 @@ from repro import checkpoint
 from repro.assemble import build_trainer
 from repro.events import SeedEvents
 from repro.logger import MetricsLog
-from repro.preemption import Interrupted
+from repro.step import ModelStep
 from repro.trainer import Trainer
 
 
@@ -56,59 +59,56 @@ def stacked(states: list[dict]) -> dict:
             "param_groups": first["param_groups"]}
 
 
-class SeedBatchTrainer(Trainer):
-    """`Trainer.fit` over K seeds: `cfgs[k]` and `models[k]` (seeded as single runs are) give
-    seed k, logged to `logs[k]` (`events`: a SeedEvents) and checkpointed to `checkpoint_paths[k]`.
-    The configs differ in their seed only; their `seed_batch` seeds the masks (`Trainer.begin_step`)."""
+class SeedBatchStep:
+    """`ModelStep` over K seeds: `models[k]` (seeded as single runs are) trains as the seed of
+    `cfgs[k]`. `single`, the first seed's ModelStep, gives the optimizer (regrouped over the
+    stacks), the LR schedule, the loss and the step's rate and seeding (`ModelStep.begin`, by the
+    configs' `seed_batch`); its model's modules run every seed, its own tensors unused."""
 
-    def __init__(self, cfgs: list, models: list, data, device, logs: list[MetricsLog],
-                 checkpoint_paths: list):
-        template = models[0]         # its modules run every seed; its own tensors are not used
-        single = build_trainer(cfgs[0], template, data, device)
-        events = SeedEvents([c.seed for c in cfgs], logs, cfgs[0].train, single.steps_per_epoch, device,
-                            checkpoint_paths)
-        super().__init__(**{**vars(single), "events": events})
-        self.cfgs, self.checkpoint_paths = cfgs, checkpoint_paths
-        self.batches = SeedBatches([data.pipeline(c, device, self.world)[0] for c in cfgs])
-        self.params, self.buffers = stack_module_state([m.to(device) for m in models])
-        names = {id(p): n for n, p in template.named_parameters()}
-        for group in self.optimizer.param_groups:      # the single run's groups, over the stacks
+    def __init__(self, single: ModelStep, cfgs: list, models: list):
+        self.single, self.cfgs, self.model = single, cfgs, single.model
+        self.params, self.buffers = stack_module_state([m.to(single.device) for m in models])
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        for group in single.optimizer.param_groups:     # the single run's groups, over the stacks
             group["params"] = [self.params[names[id(p)]] for p in group["params"]]
-        self.state_keys = list(template.state_dict())
-        if self.controller.kind == "dropout":          # fused attention draws its own masks
-            for module in template.modules():
+        self.state_keys = list(self.model.state_dict())
+        if single.controller.kind == "dropout":          # fused attention draws its own masks
+            for module in self.model.modules():
                 if hasattr(module, "fused_attn"):
                     module.fused_attn = False
-        template.to("meta")
+        self.model.to("meta")
+
+    @property
+    def lr(self) -> float:
+        return self.single.lr
 
     def seed_loss(self, params, buffers, x, y) -> torch.Tensor:
-        with self.autocast():
-            return self.criterion(functional_call(self.model, (params, buffers), (x,)), y)
+        with self.single.autocast():
+            return self.single.criterion(functional_call(self.model, (params, buffers), (x,)), y)
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One optimizer step of every seed; returns the seeds' losses [K]."""
-        self.begin_step()
-        self.optimizer.zero_grad(set_to_none=True)
+    def take(self, step: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Optimizer step `step` of every seed on its batch (x[k], y[k]); returns the losses [K]."""
+        self.single.begin(step)
+        self.single.optimizer.zero_grad(set_to_none=True)
         losses = vmap(self.seed_loss, randomness="different")(self.params, self.buffers, x, y)
         losses.sum().backward()
-        self.optimizer.step()
-        self.step += 1
+        self.single.optimizer.step()
         return losses.detach()
 
     def eval_sums(self, params, buffers, x, y) -> tuple[torch.Tensor, torch.Tensor]:
-        with self.autocast():
+        with self.single.autocast():
             logits = functional_call(self.model, (params, buffers), (x,)).float()
         return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum()
 
     @torch.no_grad()
-    def evaluate(self) -> list[dict]:
-        """`Trainer.evaluate` of every seed, all on the same images at once."""
+    def evaluate(self, eval_sets: dict) -> list[dict]:
+        """`ModelStep.evaluate` of every seed, all on the same images at once."""
         self.model.eval()
         sums = vmap(self.eval_sums, in_dims=(0, 0, None, None))
         out = [{} for _ in self.cfgs]
-        for name, images in self.eval_sets.items():
+        for name, images in eval_sets.items():
             loss = correct = 0
-            for xb, yb in images.batches(self.cfg.train.eval_batch_size):
+            for xb, yb in images.batches(self.single.cfg.train.eval_batch_size):
                 batch_loss, batch_correct = sums(self.params, self.buffers, xb, yb)
                 loss, correct = loss + batch_loss, correct + batch_correct
             for metrics, seed_loss, seed_correct in zip(out, loss.tolist(), correct.tolist()):
@@ -118,28 +118,29 @@ class SeedBatchTrainer(Trainer):
         return out
 
     def state_dict(self) -> list[dict]:
-        """Each seed's checkpoint, as its single run's Trainer writes it."""
+        """Each seed's part of its checkpoint, as its single run's ModelStep gives it."""
         tensors = {**self.params, **self.buffers}
-        optimizer = self.optimizer.state_dict()
+        optimizer = self.single.optimizer.state_dict()
         return [{"model": {n: tensors[n][k].detach().clone() for n in self.state_keys},
-                 "optimizer": seed_slice(optimizer, k), "scheduler": self.scheduler.state_dict(),
-                 "step": self.step, "config_hash": checkpoint.config_hash(cfg), "probe": None, **events}
-                for k, (cfg, events) in enumerate(zip(self.cfgs, self.events.state_dict()))]
+                 "optimizer": seed_slice(optimizer, k), "scheduler": self.single.scheduler.state_dict(),
+                 "config_hash": checkpoint.config_hash(cfg)} for k, cfg in enumerate(self.cfgs)]
 
     def load_state_dict(self, states: list[dict]) -> None:
         tensors = {**self.params, **self.buffers}
         with torch.no_grad():
             for name in self.state_keys:
                 tensors[name].copy_(torch.stack([s["model"][name] for s in states]))
-        self.optimizer.load_state_dict(stacked([s["optimizer"] for s in states]))
-        self.scheduler.load_state_dict(states[0]["scheduler"])
-        self.step = states[0]["step"]
-        self.events.load_state_dict(states)
+        self.single.optimizer.load_state_dict(stacked([s["optimizer"] for s in states]))
+        self.single.scheduler.load_state_dict(states[0]["scheduler"])
 
-    def save_checkpoint(self) -> None:
-        for state, path in zip(self.state_dict(), self.checkpoint_paths):
-            checkpoint.save_atomic(state, path)
 
-    def interrupt(self, reason: str):
-        raise Interrupted(f"{reason} at step {self.step}: every seed's checkpoint written; relaunch "
-                          "the same command to resume")
+def seed_batch_trainer(cfgs: list, models: list, data, device, logs: list[MetricsLog],
+                       checkpoint_paths: list) -> Trainer:
+    """The Trainer of K seeds: `cfgs[k]` and `models[k]` (seeded as single runs are) give seed k,
+    logged to `logs[k]` and checkpointed to `checkpoint_paths[k]`; the configs differ in their
+    seed only. The first seed's single-run Trainer with the seeds' batches, step and events."""
+    single = build_trainer(cfgs[0], models[0], data, device)
+    batches = SeedBatches([data.pipeline(c, device, single.world)[0] for c in cfgs])
+    events = SeedEvents([c.seed for c in cfgs], logs, cfgs[0].train, len(batches), device, checkpoint_paths)
+    return replace(single, model_step=SeedBatchStep(single.model_step, cfgs, models), batches=batches,
+                   events=events, checkpoint_paths=checkpoint_paths)

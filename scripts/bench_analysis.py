@@ -30,8 +30,8 @@ def main():
     cfg = compose_config(["logger=none", "train.progress=false", *args.overrides])
     model, data, device = prepare(cfg)
     trainer = build_trainer(cfg, model, data, device)
-    probe = DynamicsProbe(cfg.analysis, model, trainer.batches, trainer.schedule, trainer.controller,
-                          cfg.seed, cfg.train.batch_size, flat_params(model))
+    probe = DynamicsProbe(cfg.analysis, model, trainer.batches, trainer.schedule,
+                          trainer.model_step.controller, cfg.seed, cfg.train.batch_size, flat_params(model))
     trainer.fit(stop_at=2)                                 # warm up
     step_s, measure_s = [], []
     for _ in range(args.reps):

@@ -17,14 +17,15 @@ from repro.logger import MetricsLog
 from repro.results import collect_dirs
 from repro.run import run
 from repro.run_batched import run_batched, seed_configs
-from repro.seed_batch import SeedBatchTrainer
+from repro.seed_batch import seed_batch_trainer
 
 
 def batch_trainer(cfg, seeds):
     cfgs = seed_configs(cfg, seeds)
     model, data, device = prepare(cfgs[0])
     models = [model, *(seeded_model(c, data) for c in cfgs[1:])]
-    return SeedBatchTrainer(cfgs, models, data, device, [MetricsLog(None)] * len(seeds), [None] * len(seeds))
+    logs, paths = [MetricsLog(None)] * len(seeds), [None] * len(seeds)
+    return seed_batch_trainer(cfgs, models, data, device, logs, paths)
 
 
 def weights(run_dir):
@@ -43,7 +44,7 @@ def test_each_seed_starts_from_its_single_runs_weights_and_batches(tiny_cfg):
     augmented = ("data.crop_padding=2", "data.hflip=true")
     batch = batch_trainer(tiny_cfg(*augmented), [0, 3, 8])
     x, y = next(iter(batch.batches.epoch(1, 5)))             # epoch 1 from its 6th batch
-    states = batch.state_dict()
+    states = batch.checkpoints()
     for k, seed in enumerate([0, 3, 8]):
         cfg = tiny_cfg(*augmented, f"seed={seed}")
         model, data, device = prepare(cfg)
@@ -126,16 +127,17 @@ def test_a_batch_of_one_seed_is_its_single_run_with_scheduled_drop_path(tiny_cfg
 
 def test_each_seed_draws_its_own_dropout_masks(tiny_cfg):
     batch = batch_trainer(tiny_cfg("drop=dropout", "drop.rate=0.5"), [0, 1])
-    batch.begin_step()
+    step = batch.model_step
+    step.single.begin(0)
     with torch.no_grad():
-        for tensor in batch.params.values():
+        for tensor in step.params.values():
             tensor[1] = tensor[0]                              # seed 1 becomes a copy of seed 0
     x, y = next(iter(batch.batches.epoch(0)))
     x, y = x[:1].expand_as(x), y[:1].expand_as(y)               # and sees seed 0's batch
-    losses = vmap(batch.seed_loss, randomness="different")(batch.params, batch.buffers, x, y)
+    losses = vmap(step.seed_loss, randomness="different")(step.params, step.buffers, x, y)
     assert losses[0] != losses[1]
-    batch.model.eval()
-    losses = vmap(batch.seed_loss, randomness="different")(batch.params, batch.buffers, x, y)
+    step.model.eval()
+    losses = vmap(step.seed_loss, randomness="different")(step.params, step.buffers, x, y)
     assert losses[0] == losses[1]
 
 

@@ -199,10 +199,11 @@ def attach_probe(cfg, trainer, folder: Path):
     Call before loading a checkpoint. `folder`: the run directory's snapshots/."""
     folder.mkdir(parents=True, exist_ok=True)
     init = snapshot_path(folder, 0)
+    step = trainer.model_step
     if trainer.step == 0 and not init.is_file():
-        checkpoint.save_atomic(trainer.model.state_dict(), init, keep_previous=False)
+        checkpoint.save_atomic(step.model.state_dict(), init, keep_previous=False)
     if cfg.mode == "snapshot":
-        return SnapshotSaver(cfg, trainer.model, trainer.total_steps, folder)
-    return DynamicsProbe(cfg, trainer.model, trainer.batches, trainer.schedule, trainer.controller,
+        return SnapshotSaver(cfg, step.model, trainer.total_steps, folder)
+    return DynamicsProbe(cfg, step.model, trainer.batches, trainer.schedule, step.controller,
                          trainer.cfg.seed, trainer.cfg.train.batch_size,
-                         flat_params(trainer.model, checkpoint.load(init)))
+                         flat_params(step.model, checkpoint.load(init)))
