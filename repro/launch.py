@@ -35,14 +35,14 @@ def drop_configs() -> dict:
     return configs
 
 
-def planned(name: str) -> list[list[str]]:
-    """The grid points results/NAME/plan.json asks for, seed by seed (each seed's arms together,
-    so that pairs complete together): arm m (a method kind/mode, or a grid point such as
-    drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
-    plan = read_plan(RESULTS / name)
+def planned(name: str, hardware: str | None = None) -> list[list[str]]:
+    """The grid points results/NAME's plan for `hardware` (default: its first plan) asks for,
+    seed by seed (each seed's arms together, so that pairs complete together): arm m (a method
+    kind/mode, or a grid point such as drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
+    plan = read_plan(RESULTS / name, hardware)
     if plan is None:
-        raise FileNotFoundError(f"results/{name}/plan.json does not exist; write one with "
-                                f"python -m repro.plan {name} --write")
+        raise FileNotFoundError(f"results/{name} has no plan{f' for {hardware!r}' if hardware else ''}; "
+                                f"write one with python -m repro.plan {name} --write")
     drop = drop_configs()
     arm = {m: m.split(",") if "=" in m else [f"drop={drop[m]}"] for m in plan["seeds"]}
     return [[*arm[m], f"seed={seed}"] for seed in range(max(plan["seeds"].values()))

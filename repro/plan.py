@@ -1,7 +1,7 @@
 """Power planning and pre-registration: from an experiment's pilot runs, the number of paired
 seeds each claim needs, written as results/NAME/plan.json and committed before the runs.
 
-    python -m repro.plan early_regime [--min-seeds 15] [--hardware cpu] [--write]
+    python -m repro.plan early_regime [--min-seeds 15] [--hardware cpu] [--pilot-hardware KIND] [--write]
     python -m repro.plan dynamics_decompose --seeds 10 [--write]     # curve claims: no pilot
 
 
@@ -9,6 +9,11 @@ For each claim (repro.claims) the pilot's paired differences give a standard dev
 plan asks for the smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so
 that a null effect lands inside +-margin (equivalence) and the paper's effect excludes 0. A method
 runs as many seeds as its most demanding claim. The verdict later reads exactly this file.
+
+Runs pair within one hardware kind only, so each kind gets a plan of its own: the folder's first
+plan is plan.json, another kind's is plan-<kind>.json (e.g. plan-nvidia-h200-batched.json).
+A kind without pilot runs of its own may be planned from another kind's pilot
+(--pilot-hardware): the plan says so, and its seeds are fixed before any of its runs.
 
 Claims about the dynamics curves (repro.claims.CURVE_CLAIMS) have no published effect size, so
 no margin and no power calculation: their plan states the seeds per arm (--seeds) and the windows
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -50,20 +56,23 @@ def plan_claim(claim: Claim, runs: list[dict], min_seeds: int) -> dict:
             "seeds": seeds_needed(sd, claim.margin / 2, min_seeds)}
 
 
-def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int) -> dict:
-    """The plan for experiment `name` from pilot rows of one hardware kind."""
+def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int,
+              pilot_hardware: str | None = None) -> dict:
+    """The plan for experiment `name` on `hardware`, from the pilot rows of one hardware kind
+    (`pilot_hardware`, by default the plan's own)."""
     if name not in CLAIMS:
         raise ValueError(f"no claims are defined for {name!r}; known: {sorted(CLAIMS)} (repro/claims.py)")
-    pilot = [r for r in runs if r.get("hardware") == hardware]
+    pilot = [r for r in runs if r.get("hardware") == (pilot_hardware or hardware)]
     if not pilot:
         kinds = sorted({str(r.get("hardware")) for r in runs})
-        raise ValueError(f"no pilot runs on hardware {hardware!r}; the runs have {kinds}")
+        raise ValueError(f"no pilot runs on hardware {pilot_hardware or hardware!r}; the runs have {kinds}")
     comparisons = [plan_claim(c, pilot, min_seeds) for c in CLAIMS[name]]
     seeds: dict = {}
     for c in comparisons:
         for method in (c["method"], c["baseline"]):
             seeds[method] = max(seeds.get(method, 0), c["seeds"])
-    return {"experiment": name, "hardware": hardware, "window": WINDOW, "min_seeds": min_seeds,
+    borrowed = {"pilot_hardware": pilot_hardware} if pilot_hardware not in (None, hardware) else {}
+    return {"experiment": name, "hardware": hardware, **borrowed, "window": WINDOW, "min_seeds": min_seeds,
             "rule": "n = smallest n >= min_seeds with t(0.975, n-1) * pilot_sd / sqrt(n) <= margin / 2; "
                     "the pilot's seeds count toward n; verdicts use the first n seeds in seed order",
             "comparisons": comparisons, "seeds": dict(sorted(seeds.items()))}
@@ -87,9 +96,23 @@ def curve_plan(name: str, seeds: int, hardware: str) -> dict:
             "seeds": {arm: seeds for arm in ARMS[name]}}
 
 
-def read_plan(folder: Path) -> dict | None:
-    path = Path(folder) / "plan.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+def plan_name(hardware: str) -> str:
+    """plan-<kind>.json: the kind in lower case, runs of other characters as one '-'."""
+    return "plan-" + re.sub(r"[^a-z0-9]+", "-", hardware.lower()).strip("-") + ".json"
+
+
+def read_plans(folder: Path) -> list[dict]:
+    """The folder's plans, plan.json first, each with its file name under "file"."""
+    paths = [Path(folder) / "plan.json", *sorted(Path(folder).glob("plan-*.json"))]
+    return [{**json.loads(p.read_text()), "file": p.name} for p in paths if p.is_file()]
+
+
+def read_plan(folder: Path, hardware: str | None = None) -> dict | None:
+    """The plan governing `hardware` in `folder`; without a kind, the folder's first plan."""
+    plans = read_plans(folder)
+    if hardware is None:
+        return plans[0] if plans else None
+    return next((p for p in plans if p["hardware"] == hardware), None)
 
 
 def main():
@@ -97,6 +120,8 @@ def main():
     parser.add_argument("name", help="the experiment (its results folder holds the pilot runs.csv)")
     parser.add_argument("--min-seeds", type=int, default=15)
     parser.add_argument("--hardware", default="cpu", help="the hardware kind the plan governs")
+    parser.add_argument("--pilot-hardware", help="the kind whose pilot runs give the spread "
+                        "(default: --hardware); for a kind with no pilot of its own")
     parser.add_argument("--write", action="store_true", help="write results/NAME/plan.json")
     parser.add_argument("--seeds", type=int, help="seeds per arm, for curve claims (no pilot)")
     args = parser.parse_args()
@@ -110,16 +135,18 @@ def main():
         sys.exit(f"error: {folder}/runs.csv does not exist; run and collect a pilot first")
     try:
         plan = (curve_plan(args.name, args.seeds, args.hardware) if curves else
-                make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds))
+                make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds,
+                          args.pilot_hardware))
     except ValueError as e:
         sys.exit(f"error: {e}")
-    if args.write and read_plan(folder) is not None:
-        sys.exit(f"error: {folder}/plan.json exists: a committed plan is not rewritten; "
-                 "delete it by hand only if no run it governs has started")
+    existing = read_plan(folder, args.hardware)
+    if args.write and existing is not None:
+        sys.exit(f"error: {folder}/{existing['file']} already plans {args.hardware!r}: a committed plan "
+                 "is not rewritten; delete it by hand only if no run it governs has started")
     text = json.dumps(plan, indent=2) + "\n"
     if args.write:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "plan.json").write_text(text)
+        (folder / ("plan.json" if not read_plans(folder) else plan_name(args.hardware))).write_text(text)
     print(text, end="")
 
 

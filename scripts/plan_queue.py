@@ -3,8 +3,9 @@
     python scripts/plan_queue.py --budget 1800 [--jobs N] [--gpus] [--batched K] [--only NAME,...]
                                  [--dry-run]
 
-Pending: the runs each results/NAME/plan.json asks for (repro.plan) that neither results/NAME
-holds on this hardware kind nor multirun/ has finished. Order: the experiments of --only in that
+Pending: the runs that results/NAME's plan for this hardware kind asks for (plan.json or
+plan-<kind>.json, repro.plan) that neither results/NAME holds on this kind nor multirun/ has
+finished. Order: the experiments of --only in that
 order (default: every plan, by name), each in its plan's seed-by-seed order, so that pairs
 complete together. A run's time is estimated from the median wall time of its method on this
 hardware kind in results/NAME/collection.json (else the experiment's median, else
@@ -26,20 +27,22 @@ import sys
 import time
 
 from repro import launch
+from repro.plan import read_plans
 
 
 def plans(only: str | None, hardware: str) -> list[str]:
     """The experiments whose committed plan governs `hardware` (asked for by --only: all must)."""
     names = only.split(",") if only else sorted(p.parent.name for p in launch.RESULTS.glob("*/plan.json"))
-    kinds = {n: (launch.read_plan(launch.RESULTS / n) or {}).get("hardware") for n in names}
-    missing = [n for n in names if kinds[n] is None]
+    kinds = {n: [p["hardware"] for p in read_plans(launch.RESULTS / n)] for n in names}
+    missing = [n for n in names if not kinds[n]]
     if missing:
         sys.exit(f"error: no committed plan for {missing}; write one with python -m repro.plan NAME --write")
-    wrong = [f"{n} ({kinds[n]})" for n in names if kinds[n] != hardware]
+    wrong = [f"{n} ({', '.join(kinds[n])})" for n in names if hardware not in kinds[n]]
     if only and wrong:
         sys.exit(f"error: the plans of {wrong} govern other hardware than this machine's {hardware!r}: "
-                 "runs here would not pair with theirs; write a plan for this kind from a pilot run here")
-    return [n for n in names if kinds[n] == hardware]
+                 "runs here would not pair with theirs; write a plan for this kind "
+                 "(python -m repro.plan NAME --hardware KIND [--pilot-hardware OTHER] --write)")
+    return [n for n in names if hardware in kinds[n]]
 
 
 def wall_times(name: str, hardware: str) -> dict[str, list[float]]:
@@ -68,7 +71,7 @@ def estimator(names: list[str], hardware: str, default: float):
 
 def pending(names: list[str], hardware: str) -> list[tuple[str, list[str]]]:
     return [(name, overrides) for name in names
-            for done in [launch.recorded(name, hardware)] for overrides in launch.planned(name)
+            for done in [launch.recorded(name, hardware)] for overrides in launch.planned(name, hardware)
             if launch.status(launch.run_dir(name, overrides), done) != "done"]
 
 

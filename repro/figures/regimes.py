@@ -3,9 +3,9 @@ per method with paired differences against a baseline, and training curves with 
 marked. The early regime is the main table (an underfitting model), the late regime the
 overfitting one (standard against late stochastic depth).
 
-Comparisons pair runs within one hardware kind: the tables and figures use the plan's kind (or,
-without a plan, the kind with most runs); runs of other kinds get tables of their own. Where
-the folder holds a plan (plan.json, repro.plan), each claim also gets its pre-registered verdict.
+Comparisons pair runs within one hardware kind: the tables and figures use the first plan's kind
+(or, without a plan, the kind with most runs); runs of other kinds get tables of their own. Each
+kind with a plan (plan.json, plan-<kind>.json: repro.plan) also gets its pre-registered verdicts.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from repro import claims as paper
 from repro.claims import NONE, Claim
 from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
 from repro.ledger import hardware_kinds, rows_on
-from repro.plan import read_plan
+from repro.plan import read_plan, read_plans
 from repro.schedules import cutoff_epoch
 from repro.stats import planned_verdict
 
@@ -87,7 +87,7 @@ def planned_lines(regime: Regime, methods: dict, plan: dict) -> list[str]:
     """Each planned claim's verdict at exactly its planned seeds; seeds past the plan are shown
     beside it, never folded in."""
     planned = {c["claim"]: c for c in plan["comparisons"]}
-    lines = [f"Pre-registered verdicts (plan.json, hardware {plan['hardware']}; the first planned "
+    lines = [f"Pre-registered verdicts ({plan['file']}, hardware {plan['hardware']}; the first planned "
              "seeds in seed order; margin = the paper's effect):", "",
              "| claim | metric | margin | seeds run / planned | difference at plan (95% CI) | verdict "
              "| beyond the plan |", "|---|---|---|---|---|---|---|"]
@@ -106,10 +106,16 @@ def planned_lines(regime: Regime, methods: dict, plan: dict) -> list[str]:
 
 
 def glance(regime: Regime, runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
-    """One row per claim for results/README.md's summary: the pre-registered verdict where the
-    folder has a plan, else the unplanned one, with the effect and its interval."""
-    plan = read_plan(out)
-    kind = primary_kind(runs, plan)
+    """Rows for results/README.md's summary: per claim, the pre-registered verdict where the folder
+    has a plan, else the unplanned one, with the effect and its interval; on the primary hardware
+    kind, then on each other kind that has a plan of its own and runs."""
+    plans = read_plans(out)
+    others = [p for p in plans[1:] if rows_on(runs, p["hardware"])]
+    return [row for plan in [plans[0] if plans else None, *others]
+            for row in glance_on(regime, runs, plan, primary_kind(runs, plan))]
+
+
+def glance_on(regime: Regime, runs: list[dict], plan: dict | None, kind) -> list[dict]:
     methods = group_by(rows_on(runs, kind), "drop.kind", "drop.mode")
     planned = {c["claim"]: c for c in plan["comparisons"]} if plan else {}
     rows = []
@@ -153,8 +159,10 @@ def table(regime: Regime, runs: list[dict], out: Path) -> list[str]:
                      f"over {n} seeds: **{verdict(d, h, claim.sign)}**")
     for kind in kinds:
         if kind != primary:
-            lines += ["", f"Runs on {kind}:", ""]
-            lines += methods_table(regime, group_by(rows_on(runs, kind), "drop.kind", "drop.mode"))
+            on_kind = group_by(rows_on(runs, kind), "drop.kind", "drop.mode")
+            lines += ["", f"Runs on {kind}:", ""] + methods_table(regime, on_kind)
+            own = read_plan(out, kind)
+            lines += ["", *planned_lines(regime, on_kind, own)] if own else []
     plot_table(regime, methods, out)
     return lines
 
