@@ -72,10 +72,9 @@ class SeedBatchStep:
         for group in single.optimizer.param_groups:     # the single run's groups, over the stacks
             group["params"] = [self.params[names[id(p)]] for p in group["params"]]
         self.state_keys = list(self.model.state_dict())
-        if single.controller.kind == "dropout":          # fused attention draws its own masks
-            for module in self.model.modules():
-                if hasattr(module, "fused_attn"):
-                    module.fused_attn = False
+        for module in self.model.modules():              # fused attention draws its own masks, and
+            if hasattr(module, "fused_attn"):            # its CUDA backward fails under vmap ("LSE is
+                module.fused_attn = False                # not correctly aligned"): every seed unfused
         self.model.to("meta")
 
     @property
