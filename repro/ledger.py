@@ -112,6 +112,18 @@ def collect(name: str, source: Path, wandb_path: str | None, out: Path) -> None:
     print(f"collected {len(runs)} complete runs ({len(added)} new), skipped {len(skipped)}: {out}")
 
 
+def merge_tables(source: Path, out: Path) -> None:
+    """Add the runs another copy of the tables holds (results/NAME from a machine whose run
+    directories did not come back) that out/ does not hold yet; the same refusal as collect."""
+    if not (source / "runs.csv").is_file():
+        raise FileNotFoundError(f"{source}/runs.csv does not exist: --from-tables takes a results folder "
+                                "(runs.csv, curves.csv, collection.json)")
+    runs, curves, entries = read_tables(source)
+    skipped = read_csv(out / "skipped.csv") if (out / "skipped.csv").is_file() else []
+    added = merge(out, runs, curves, skipped, entries)
+    print(f"merged {len(runs)} runs from {source} ({len(added)} new): {out}")
+
+
 def hardware_kinds(rows: list[dict]) -> list:
     """The hardware kinds present, most runs first (ties by name)."""
     counts: dict = {}

@@ -2,6 +2,7 @@
 
     python scripts/figures.py NAME                 # add multirun/NAME's new runs, then build
     python scripts/figures.py NAME --from-wandb ENTITY/PROJECT   # collect from W&B instead
+    python scripts/figures.py NAME --from-tables DIR   # merge another machine's results/NAME tables
     python scripts/figures.py NAME --no-collect    # rebuild from the committed tables alone
     python scripts/figures.py --glance             # results/README.md's 'Claims at a glance'
 
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 from repro.figures import FIGURES, build, write_glance
-from repro.ledger import LedgerConflict, collect
+from repro.ledger import LedgerConflict, collect, merge_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,8 @@ def main():
     parser.add_argument("--no-collect", action="store_true", help="use the committed tables")
     parser.add_argument("--from-wandb", metavar="ENTITY/PROJECT")
     parser.add_argument("--source", type=Path, help="run directories (default multirun/NAME)")
+    parser.add_argument("--from-tables", type=Path, metavar="DIR",
+                        help="another copy of results/NAME (its runs.csv, curves.csv, collection.json)")
     parser.add_argument("--out", type=Path, help="default results/NAME")
     args = parser.parse_args()
     if args.glance:
@@ -40,8 +43,11 @@ def main():
     out = args.out or ROOT / "results" / args.name
     if not args.no_collect:
         try:
-            collect(args.name, args.source or ROOT / "multirun" / args.name, args.from_wandb, out)
-        except LedgerConflict as e:
+            if args.from_tables:
+                merge_tables(args.from_tables, out)
+            else:
+                collect(args.name, args.source or ROOT / "multirun" / args.name, args.from_wandb, out)
+        except (LedgerConflict, FileNotFoundError) as e:
             sys.exit(f"error: {e}")
     if not (out / "runs.csv").is_file():
         sys.exit(f"error: {out}/runs.csv does not exist; collect first (drop --no-collect)")
