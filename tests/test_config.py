@@ -136,11 +136,13 @@ def test_dynamics_batch_at_128_is_dynamics_decompose():
     """The training-batch axis takes its batch-128 arm from dynamics_decompose's runs: the two
     configs differ only in their name and the LR rule, which at batch 128 gives the same LR."""
     from repro.optim import scaled_lr
-    batch = OmegaConf.to_container(make_cfg("experiment=dynamics_batch", "train.batch_size=128"), resolve=True)
+    batch = OmegaConf.to_container(make_cfg("experiment=dynamics_batch", "train.batch_size=128"),
+                                   resolve=True)
     decompose = OmegaConf.to_container(make_cfg("experiment=dynamics_decompose"), resolve=True)
     assert batch["optim"].pop("lr_base_batch") == 128 and decompose["optim"].pop("lr_base_batch") is None
     assert (batch["name"], decompose["name"]) == ("dynamics_batch", "dynamics_decompose")
     assert {**batch, "name": None, "logger": None} == {**decompose, "name": None, "logger": None}
     wide = make_cfg("experiment=dynamics_batch", "train.batch_size=1024").optim
-    assert scaled_lr(OmegaConf.create({**batch["optim"], "lr_base_batch": 128}), 128) == decompose["optim"]["lr"]
+    lr = scaled_lr(OmegaConf.create({**batch["optim"], "lr_base_batch": 128}), 128)
+    assert lr == decompose["optim"]["lr"]
     assert scaled_lr(wide, 1024) == 8 * decompose["optim"]["lr"]

@@ -10,7 +10,7 @@ import pytest
 from repro import ledger
 from repro.figures import FIGURES
 from repro.ledger import LedgerConflict, merge, one_hardware, read_tables
-from repro.results import collect_dirs, read_csv
+from repro.results import collect_dirs, read_csv, write_csv
 from tests.conftest import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,3 +90,32 @@ def test_tables_pair_within_one_hardware_kind(tmp_path):
     with pytest.raises(ValueError, match="several hardware kinds"):
         FIGURES["regime_map"](mixed + [{**r, "drop.mode": "early", "drop.kind": "dropout"} for r in mixed],
                               [], tmp_path / "map")
+
+
+def test_tables_from_another_machine_merge_like_its_run_folders(tmp_path):
+    """A machine whose run folders cannot come back sends its results/NAME: merging it adds the
+    runs this copy lacks, keeps this copy's rows and skipped list, and refuses a changed record."""
+    src, here, there = tmp_path / "multirun", tmp_path / "here", tmp_path / "there"
+    make(src, "none-0", "none", 0, 0.80)
+    fake_run(src / "crashed", "none", "standard", 2, 0.1, 9.0, status="crashed")
+    ledger.collect("early_regime", src, None, here)
+    ledger.collect("early_regime", src, None, there)
+    make(src, "none-0-gpu", "none", 0, 0.83, "cuda:0", "NVIDIA H200")
+    ledger.collect("early_regime", src, None, there)              # the other machine's new run
+    ledger.merge_tables(there, here)
+    runs, curves, entries = read_tables(here)
+    assert [(r["run"], r["hardware"], r["test_acc"]) for r in runs] == [
+        ("none-0", "cpu", 0.80), ("none-0-gpu", "NVIDIA H200", 0.83)]
+    assert len(curves) == 2 * 6 and [e["machine"] for e in entries] == ["x86_64, 1 threads", "NVIDIA H200"]
+    assert [s["run"] for s in read_csv(here / "skipped.csv")] == ["crashed"]
+    before = {p.name: p.read_bytes() for p in here.iterdir()}
+    ledger.merge_tables(there, here)                                # again: nothing new
+    assert {p.name: p.read_bytes() for p in here.iterdir()} == before
+    rows = read_csv(there / "runs.csv")
+    rows[0]["test_acc"] = 0.79
+    write_csv(rows, there / "runs.csv")
+    with pytest.raises(LedgerConflict, match="test_acc=0.8.*gives 0.79"):
+        ledger.merge_tables(there, here)
+    assert {p.name: p.read_bytes() for p in here.iterdir()} == before
+    with pytest.raises(FileNotFoundError, match="takes a results folder"):
+        ledger.merge_tables(tmp_path / "nowhere", here)

@@ -58,11 +58,13 @@ def test_train_defaults_are_stated_once():
 
 def test_analysis_and_logger_defaults_are_stated_once():
     assert not (CONF / "analysis").exists()
-    assert {key for f in (CONF / "logger").glob("*.yaml") for key in OmegaConf.load(f)} == {"defaults", "mode"}
+    keys = {key for f in (CONF / "logger").glob("*.yaml") for key in OmegaConf.load(f)}
+    assert keys == {"defaults", "mode"}
     cfg = make_cfg("logger=none")
     assert OmegaConf.to_container(cfg.analysis) == OmegaConf.to_container(
         OmegaConf.structured(AnalysisConfig), enum_to_str=True)
-    assert (cfg.logger.mode, cfg.logger.project, cfg.logger.group) == ("disabled", LoggerConfig.project, "default")
+    logger = (cfg.logger.mode, cfg.logger.project, cfg.logger.group)
+    assert logger == ("disabled", LoggerConfig.project, "default")
 
 
 @pytest.mark.parametrize("override, choices", [("drop.kind=dropot", "none, dropout, drop_path"),

@@ -73,19 +73,23 @@ def test_sample_sd_by_hand():
     assert sample_sd([1.0, 2.0, 3.0]) == pytest.approx(1.0)
 
 
-PLANS = sorted((ROOT / "results").glob("*/plan.json"))
+PLANS = sorted((ROOT / "results").glob("*/plan*.json"))
 
 
-@pytest.mark.parametrize("path", PLANS, ids=[p.parent.name for p in PLANS])
+@pytest.mark.parametrize("path", PLANS, ids=[f"{p.parent.name}/{p.name}" for p in PLANS])
 def test_committed_plans_follow_from_their_pilots(path):
     """The plan re-derived from its pilot seeds in the committed table is the committed plan."""
     plan = json.loads(path.read_text())
     if plan["experiment"] in CURVE_CLAIMS:           # no pilot: the seeds were stated
         assert curve_plan(plan["experiment"], max(plan["seeds"].values()), plan["hardware"]) == plan
         return
-    pilot = set(plan["comparisons"][0]["pilot_seeds"])
-    runs = [r for r in read_csv(path.parent / "runs.csv") if r["seed"] in pilot]
-    assert make_plan(plan["experiment"], runs, plan["hardware"], plan["min_seeds"]) == plan
+    pilot = {(m, s) for c in plan["comparisons"] for m in (c["method"], c["baseline"])
+             for s in c["pilot_seeds"]}
+    runs = [r for r in read_csv(path.parent / "runs.csv")
+            if (f"{r['drop.kind']}/{r['drop.mode']}", r["seed"]) in pilot]
+    remade = make_plan(plan["experiment"], runs, plan["hardware"], plan["min_seeds"],
+                       plan.get("pilot_hardware"))
+    assert remade == plan
     assert {c["claim"] for c in plan["comparisons"]} == {c.text for c in CLAIMS[plan["experiment"]]}
 
 

@@ -1,0 +1,122 @@
+"""Each hardware kind has a plan of its own (plan.json, plan-<kind>.json): written from its own
+pilot or another kind's, never rewritten, read by the queue for its kind only, and judged in the
+tables and the summary beside the other kinds' plans, never pooled with them."""
+import json
+import random
+
+import pytest
+
+from repro import launch, plan
+from repro.claims import CLAIMS
+from repro.figures import FIGURES, GLANCE
+from repro.plan import make_plan, plan_name, read_plan, read_plans
+from repro.results import collect_dirs, write_csv
+from tests.conftest import load_script
+from tests.test_ledger import make
+
+METHODS = [("none", "standard"), ("dropout", "early"), ("drop_path", "early"), ("dropout", "standard"),
+           ("drop_path", "standard")]
+
+
+def pilot(hardware="cpu", seeds=4):
+    rng = random.Random(0)
+    return [{"seed": s, "drop.kind": k, "drop.mode": m, "test_acc": 0.8 + rng.gauss(0, 0.01),
+             "train_full_loss": 0.5 + rng.gauss(0, 0.01), "hardware": hardware}
+            for s in range(seeds) for k, m in METHODS]
+
+
+def test_plan_file_names_follow_the_kind():
+    assert plan_name("NVIDIA H200 (batched)") == "plan-nvidia-h200-batched.json"
+    assert plan_name("cpu (batched)") == "plan-cpu-batched.json"
+
+
+def test_a_kind_without_a_pilot_is_planned_from_another_kinds_pilot():
+    runs = pilot("cpu")
+    own = make_plan("early_regime", runs, "cpu", 15)
+    borrowed = make_plan("early_regime", runs, "NVIDIA H200", 15, pilot_hardware="cpu")
+    assert borrowed["pilot_hardware"] == "cpu" and "pilot_hardware" not in own
+    assert borrowed["comparisons"] == own["comparisons"] and borrowed["seeds"] == own["seeds"]
+    assert borrowed["hardware"] == "NVIDIA H200"
+    with pytest.raises(ValueError, match="no pilot runs on hardware 'tpu'"):
+        make_plan("early_regime", runs, "NVIDIA H200", 15, pilot_hardware="tpu")
+
+
+def test_writing_plans_for_two_kinds_and_refusing_a_rewrite(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "results" / "early_regime"
+    folder.mkdir(parents=True)
+    write_csv(pilot("cpu"), folder / "runs.csv")
+    monkeypatch.setattr(plan, "ROOT", tmp_path)
+
+    def main(*args):
+        monkeypatch.setattr("sys.argv", ["plan", "early_regime", *args, "--write"])
+        plan.main()
+    main()
+    main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", "cpu")
+    assert sorted(p.name for p in folder.glob("plan*.json")) == ["plan-nvidia-h200-batched.json", "plan.json"]
+    assert read_plan(folder)["hardware"] == "cpu" and read_plan(folder)["file"] == "plan.json"
+    gpu = read_plan(folder, "NVIDIA H200 (batched)")
+    assert gpu["file"] == "plan-nvidia-h200-batched.json" and gpu["pilot_hardware"] == "cpu"
+    assert read_plan(folder, "NVIDIA H100") is None
+    assert [p["hardware"] for p in read_plans(folder)] == ["cpu", "NVIDIA H200 (batched)"]
+    before = (folder / "plan-nvidia-h200-batched.json").read_bytes()
+    with pytest.raises(SystemExit, match="plan-nvidia-h200-batched.json already plans"):
+        main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", "cpu", "--min-seeds", "30")
+    assert (folder / "plan-nvidia-h200-batched.json").read_bytes() == before
+    with pytest.raises(SystemExit, match="plan.json already plans 'cpu'"):
+        main()
+
+
+def two_plans(results, cpu_seeds=2, gpu_seeds=3):
+    folder = results / "early_regime"
+    folder.mkdir(parents=True)
+    for name, kind, n in (("plan.json", "cpu", cpu_seeds), ("plan-gpu.json", "gpu", gpu_seeds)):
+        claim = CLAIMS["early_regime"][0]
+        (folder / name).write_text(json.dumps({
+            "experiment": "early_regime", "hardware": kind,
+            "comparisons": [{"claim": claim.text, "metric": claim.metric, "margin": claim.margin,
+                             "seeds": n}],
+            "seeds": {"dropout/early": n, "none/standard": n}}))
+    return folder
+
+
+def test_the_queue_runs_the_plan_of_its_own_kind(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch, "RESULTS", tmp_path)
+    two_plans(tmp_path, cpu_seeds=2, gpu_seeds=3)
+    assert launch.planned("early_regime", "gpu") == [
+        [f"drop={d}", f"seed={s}"] for s in range(3) for d in ("early_dropout", "none")]
+    assert launch.planned("early_regime") == launch.planned("early_regime", "cpu")
+    assert len(launch.planned("early_regime", "cpu")) == 4
+    with pytest.raises(FileNotFoundError, match="no plan for 'tpu'"):
+        launch.planned("early_regime", "tpu")
+    queue = load_script("plan_queue")
+    assert queue.plans(None, "gpu") == queue.plans(None, "cpu") == ["early_regime"]
+    assert queue.plans(None, "tpu") == []
+    with pytest.raises(SystemExit, match=r"early_regime \(cpu, gpu\).*--pilot-hardware"):
+        queue.plans("early_regime", "tpu")
+
+
+def test_each_kind_is_judged_by_its_own_plan_in_the_table_and_the_summary(tmp_path):
+    """cpu: +2, +1, +3 pp over 3 seeds (2.00 ± 2.48), 2 planned; gpu: +1 pp on each of 4 seeds
+    (1.00 ± 0.00), 3 planned. Each verdict reads its own plan and its own kind's pairs."""
+    src = tmp_path / "multirun"
+    for seed, (a, b) in enumerate(((0.80, 0.82), (0.81, 0.82), (0.80, 0.83))):
+        make(src, f"none-{seed}", "none", seed, a)
+        make(src, f"early-{seed}", "dropout", seed, b, mode="early")
+    for seed in range(4):
+        make(src, f"gpu-none-{seed}", "none", seed, 0.80, "cuda:0", "gpu")
+        make(src, f"gpu-early-{seed}", "dropout", seed, 0.81, "cuda:0", "gpu", mode="early")
+    out = two_plans(tmp_path / "results", cpu_seeds=2, gpu_seeds=3)
+    runs, curves, _ = collect_dirs(src)
+    text = "\n".join(FIGURES["early_regime"](runs, curves, out))
+    cpu, gpu = text.split("Runs on gpu:")
+    assert "Pre-registered verdicts (plan.json, hardware cpu;" in cpu
+    assert "| early dropout raises test accuracy | test_acc | 0.40 | 3 / 2 | 1.50 ± 6.35 |" in cpu
+    assert "Pre-registered verdicts (plan-gpu.json, hardware gpu;" in gpu
+    assert ("| early dropout raises test accuracy | test_acc | 0.40 | 4 / 3 | 1.00 ± 0.00 | **reproduced** "
+            "| 4 seeds: 1.00 ± 0.00 |") in gpu
+    rows = GLANCE["early_regime"](runs, curves, out)
+    claim = CLAIMS["early_regime"][0].text
+    first = [(r["hardware"], r["seeds"], r["verdict"]) for r in rows if r["claim"] == claim]
+    wide = "inconclusive at the planned seeds (interval wider than planned)"
+    assert first == [("cpu", "3 / 2 planned", wide),
+                     ("gpu", "4 / 3 planned", "reproduced")]
