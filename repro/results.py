@@ -15,8 +15,8 @@ from repro.logger import flatten
 from repro.provenance import hardware_kind
 from repro.rundir import RunDir
 
-CONFIG_KEYS = ("name", "seed", "model.name", "model.embed_dim", "data.name", "data.train_subset",
-               "train.epochs", "drop.kind", "drop.mode", "drop.schedule", "drop.rate",
+CONFIG_KEYS = ("name", "seed", "model.name", "model.embed_dim", "model.depth", "data.name",
+               "data.train_subset", "train.epochs", "drop.kind", "drop.mode", "drop.schedule", "drop.rate",
                "drop.cutoff_epoch", "drop.cutoff_fraction")
 FINAL_KEYS = ("test_acc", "test_loss", "train_full_acc", "train_full_loss", "best_test_acc", "steps")
 EVENT_KEYS = ("loss", "lr", "drop_rate", "test_acc", "test_loss", "train_full_acc", "train_full_loss",

@@ -8,6 +8,7 @@ from conftest import ROOT, fake_run
 from omegaconf import OmegaConf
 
 from repro.figures import FIGURES
+from repro.figures import build as build_folder
 from repro.figures.common import mean_ci, paired, verdict
 from repro.results import collect_dirs, read_csv, write_csv
 
@@ -86,13 +87,13 @@ def test_committed_tables_regenerate_the_committed_figures(folder, tmp_path):
             (tmp_path / other.name).symlink_to(other)
     out = tmp_path / folder.name
     out.mkdir()
-    for extra in ("plan.json", "batch_axis.csv"):          # committed inputs beside the tables
-        if (folder / extra).is_file():
-            (out / extra).write_bytes((folder / extra).read_bytes())
-    FIGURES[folder.name](read_csv(folder / "runs.csv"), read_csv(folder / "curves.csv"), out)
+    inputs = ("runs.csv", "curves.csv", "skipped.csv", "plan*.json", "batch_axis.csv")   # the committed
+    for path in (p for pattern in inputs for p in folder.glob(pattern)):                 # tables, plans
+        (out / path.name).write_bytes(path.read_bytes())
+    build_folder(folder.name, out)
     figures = sorted(p.name for p in folder.glob("*.png")) + sorted(p.name for p in folder.glob("*.pdf"))
     assert figures
-    for name in figures:
+    for name in [*figures, "table.md"]:
         assert (out / name).read_bytes() == (folder / name).read_bytes(), name
 
 

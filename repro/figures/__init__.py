@@ -8,7 +8,7 @@ from pathlib import Path
 
 import matplotlib
 
-from repro.figures import ablation, dynamics, regime_map, regimes
+from repro.figures import ablation, dynamics, regime_map, regimes, search
 from repro.results import read_csv
 
 FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
@@ -16,13 +16,15 @@ FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
            "dynamics_decompose": dynamics.make, "dynamics_batch": dynamics.make_batch_axis,
            "early_regime_long": regimes.early_long, "regime_map_steps": regime_map.make,
            "ablation_cutoff": ablation.cutoff, "ablation_rate": ablation.rate,
-           "ablation_schedule": ablation.schedule, "regime_map": regime_map.make}
+           "ablation_schedule": ablation.schedule, "regime_map": regime_map.make,
+           "late_regime_search": search.make}
 
 # Each results folder's claims as summary rows (claim, verdict, effect, seeds, hardware), in the
 # order results/README.md lists them.
 GLANCE = {"early_regime": partial(regimes.glance, regimes.EARLY),
           "early_regime_long": partial(regimes.glance, regimes.EARLY_LONG),
           "late_regime": partial(regimes.glance, regimes.LATE),
+          "late_regime_search": search.glance,
           "dynamics_decompose": dynamics.glance, "dynamics": dynamics.glance,
           "dynamics_mixer": dynamics.glance, "dynamics_drop_path": dynamics.glance,
           "ablation_cutoff": partial(ablation.glance, key="drop.cutoff_fraction", stem="ablation_cutoff"),
