@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from repro.claims import CLAIMS, CURVE_CLAIMS
-from repro.plan import curve_plan, make_plan
+from repro.plan import curve_plan, make_plan, read_plans
 from repro.results import read_csv
 from repro.stats import mean_ci, planned_verdict, sample_sd, seeds_needed, t975
 
@@ -107,7 +107,11 @@ def test_claims_at_a_glance_matches_the_committed_tables():
     text = (ROOT / "results" / "README.md").read_text()
     section = text.split(GLANCE_START, 1)[1].split(GLANCE_END, 1)[0].strip().splitlines()
     assert section == glance(ROOT / "results")
-    assert sum("`early_regime/`" in line for line in section) == len(CLAIMS["early_regime"])
+    kinds = [plan["hardware"] for plan in read_plans(ROOT / "results" / "early_regime")]
+    assert len(kinds) == 2                  # each claim once per kind with a plan and runs
+    for kind in kinds:
+        rows = [line for line in section if "`early_regime/`" in line and f"| {kind} |" in line]
+        assert len(rows) == len(CLAIMS["early_regime"])
 
 
 def dynamics_rows(seeds, shift: dict) -> list[dict]:
