@@ -1,0 +1,35 @@
+#!/bin/bash
+# One short GPU window on a bare machine with no network (a lent GPU, a cluster slot): install the
+# carried wheels, put Fashion-MNIST where the loader looks, run the committed plans' queue for this
+# GPU's batched kind (and, beside it, unplanned grids), then pack the tables and the run folders
+# into OUT_DIR (what comes back). Used for early_regime's H200 plan (results/README.md, The GPU path).
+#
+#   bash scripts/gpu_window.sh OUT_DIR COMMIT [QUEUE_S=300] [SEEDS_PER_JOB=41] [JOBS=9] [GRIDS] [GRID_S] [GRID_JOBS=6]
+#
+# Carried beside the tree: .whl/ (hydra-core, omegaconf, antlr4-python3-runtime wheels: the
+# machine's image lacks them) and .gpu_data/fashion-mnist/ (the four IDX .gz files). COMMIT is
+# recorded as each run's commit (REPRO_COMMIT: the copy there has no .git). GRIDS: experiments
+# to sweep as single runs beside the queue for GRID_S seconds (e.g. late_regime_search).
+set -u
+OUT_DIR=$1; export REPRO_COMMIT=$2 PYTHONUNBUFFERED=1
+QUEUE_S=${3:-300}; K=${4:-41}; JOBS=${5:-9}; GRIDS=${6:-}; GRID_S=${7:-0}; GRID_JOBS=${8:-6}
+T0=$(date +%s); say() { echo "[t=$(( $(date +%s) - T0 )) s] $*"; }
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .whl/*.whl || exit 3
+export PYTHONPATH=/tmp/site:$PWD
+mkdir -p /usr/share/datasets && cp -r .gpu_data/fashion-mnist /usr/share/datasets/
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+say "queue: ${QUEUE_S} s, ${JOBS} processes of up to ${K} seeds"
+timeout -k 10 "$QUEUE_S" python3 scripts/plan_queue.py --budget $(( QUEUE_S - 15 )) --gpus --batched "$K" \
+    --jobs "$JOBS" --default-estimate 60 > "$OUT_DIR/queue.log" 2>&1 &
+QUEUE=$!
+if [ -n "$GRIDS" ]; then
+    sleep 20                                  # the queue's processes start first
+    say "grids $GRIDS: ${GRID_S} s"
+    timeout -k 10 "$GRID_S" python3 scripts/sweep.py "$GRIDS" --gpus --jobs "$GRID_JOBS" > "$OUT_DIR/sweep.log" 2>&1
+fi
+wait $QUEUE; say "queue stopped"
+pkill -f repro.train; sleep 3                 # a grid's orphans: their checkpoints stay, resumable
+tar czf "$OUT_DIR/results.tgz" results        # the tables every finished run was recorded in
+tar czf "$OUT_DIR/multirun.tgz" --exclude='*.pt' --exclude=wandb multirun
+ls -la "$OUT_DIR"; say done
