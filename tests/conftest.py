@@ -45,8 +45,9 @@ def brute_noise_to_signal(g: np.ndarray, batch_size: int) -> dict:
 
 
 def fake_run(folder: Path, kind: str, mode: str, seed: int, acc: float, loss: float,
-             status: str = "complete") -> None:
-    """A run directory as run() leaves it, with two evaluations and two analysis events."""
+             status: str = "complete", train_acc: float | None = None) -> None:
+    """A run directory as run() leaves it, with two evaluations (the last with the full model's
+    training accuracy `train_acc`, where given) and two analysis events."""
     folder.mkdir(parents=True)
     config = {"name": "early_regime", "seed": seed, "model": {"name": "vit_micro"},
               "data": {"name": "fashion_mnist", "train_subset": None}, "train": {"epochs": 2},
@@ -61,7 +62,8 @@ def fake_run(folder: Path, kind: str, mode: str, seed: int, acc: float, loss: fl
               {"event": "analysis", "step": 10, "grad_norm": 0.5 + seed, "model_distance": 2.0,
                "grad_direction_variance": 0.3, "grad_direction_error": 0.2, "bias": 0.1, "variance": 0.5},
               {"event": "train", "step": 20, "loss": 1.0, "drop_rate": 0.0},
-              {"event": "eval", "step": 20, "epoch": 2, "test_acc": acc, "train_full_loss": loss}]
+              {"event": "eval", "step": 20, "epoch": 2, "test_acc": acc, "train_full_loss": loss,
+               **({"train_full_acc": train_acc} if train_acc is not None else {})}]
     if status == "crashed":
         events = events[:3]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
