@@ -62,16 +62,17 @@ def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int,
     (`pilot_hardware`, by default the plan's own)."""
     if name not in CLAIMS:
         raise ValueError(f"no claims are defined for {name!r}; known: {sorted(CLAIMS)} (repro/claims.py)")
-    pilot = [r for r in runs if r.get("hardware") == (pilot_hardware or hardware)]
+    source = pilot_hardware or hardware
+    pilot = [r for r in runs if r.get("hardware") == source]
     if not pilot:
         kinds = sorted({str(r.get("hardware")) for r in runs})
-        raise ValueError(f"no pilot runs on hardware {pilot_hardware or hardware!r}; the runs have {kinds}")
+        raise ValueError(f"no pilot runs on hardware {source!r}; the runs have {kinds}")
     comparisons = [plan_claim(c, pilot, min_seeds) for c in CLAIMS[name]]
     seeds: dict = {}
     for c in comparisons:
         for method in (c["method"], c["baseline"]):
             seeds[method] = max(seeds.get(method, 0), c["seeds"])
-    borrowed = {"pilot_hardware": pilot_hardware} if pilot_hardware not in (None, hardware) else {}
+    borrowed = {"pilot_hardware": source} if source != hardware else {}
     return {"experiment": name, "hardware": hardware, **borrowed, "window": WINDOW, "min_seeds": min_seeds,
             "rule": "n = smallest n >= min_seeds with t(0.975, n-1) * pilot_sd / sqrt(n) <= margin / 2; "
                     "the pilot's seeds count toward n; verdicts use the first n seeds in seed order",

@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from repro.claims import NONE
-from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
+from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, settings_row, verdict
 from repro.figures.regimes import by_seed
 from repro.ledger import hardware_kinds, one_hardware
 
@@ -49,14 +49,8 @@ def glance(runs: list[dict], curves: list[dict], out: Path, key: str, stem: str)
     base = by_seed([r for r in runs if (r["drop.kind"], r["drop.mode"]) == NONE], "test_acc")
     swept = group_by([r for r in runs if (r["drop.kind"], r["drop.mode"]) != NONE], key)
     results = [paired(by_seed(rows, "test_acc"), base) for _, rows in sorted(swept.items())]
-    verdicts = [verdict(d, h, +1) for d, h, _ in results]
-    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
-    diffs = [100 * d for d, _, _ in results]
-    seeds = sorted({n for _, _, n in results})
-    return [{"claim": f"early dropout's gain holds across {key} ({len(results)} settings)",
-             "verdict": counts + " (unplanned)", "effect": f"{min(diffs):+.2f} to {max(diffs):+.2f} pp",
-             "seeds": "-".join(str(n) for n in (seeds[0], seeds[-1])[:len(seeds)]) + " per setting",
-             "hardware": hardware_kinds(runs)[0]}]
+    return [settings_row(f"early dropout's gain holds across {key} ({len(results)} settings)", results,
+                         hardware_kinds(runs)[0])]
 
 
 cutoff = partial(make, key="drop.cutoff_fraction", stem="ablation_cutoff")

@@ -34,3 +34,17 @@ def group_by(rows: list[dict], *keys: str) -> dict:
     for row in rows:
         groups.setdefault(tuple(row[k] for k in keys), []).append(row)
     return groups
+
+
+def settings_row(claim: str, results: list[tuple[float, float, int]], hardware) -> dict:
+    """One 'Claims at a glance' row over several settings' paired test-accuracy results
+    (difference, half-width, seeds): how many settings got each verdict, the range of effects and
+    the seeds per setting."""
+    verdicts = [verdict(d, h, +1) for d, h, _ in results]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+    diffs = [100 * d for d, _, _ in results]
+    seeds = sorted({n for _, _, n in results})
+    return {"claim": claim, "verdict": counts + " (unplanned)",
+            "effect": f"{min(diffs):+.2f} to {max(diffs):+.2f} pp",
+            "seeds": "-".join(str(n) for n in (seeds[0], seeds[-1])[:len(seeds)]) + " per setting",
+            "hardware": hardware}

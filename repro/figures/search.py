@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
+from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, settings_row, verdict
 from repro.figures.regimes import by_seed
 from repro.ledger import hardware_kinds, one_hardware
 
@@ -57,12 +57,5 @@ def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
 def glance(runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
     """One summary row: how many settings regularize, and the range of their effects."""
     one_hardware(runs, "late_regime_search")
-    results = gains(runs)
-    verdicts = [verdict(d, h, +1) for d, h, _ in results.values()]
-    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
-    diffs = [100 * d for d, _, _ in results.values()]
-    seeds = sorted({n for _, _, n in results.values()})
-    return [{"claim": f"{CLAIM}, {len(results)} settings", "verdict": counts + " (unplanned)",
-             "effect": f"{min(diffs):+.2f} to {max(diffs):+.2f} pp",
-             "seeds": "-".join(str(n) for n in (seeds[0], seeds[-1])[:len(seeds)]) + " per setting",
-             "hardware": hardware_kinds(runs)[0]}]
+    results = list(gains(runs).values())
+    return [settings_row(f"{CLAIM}, {len(results)} settings", results, hardware_kinds(runs)[0])]
