@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from repro.figures import FIGURES, build
 from repro.ledger import LedgerConflict, collect
 from repro.plan import read_plan
+from repro.provenance import hardware_kind, numerics
 from repro.results import read_csv
 from repro.rundir import RunDir
 
@@ -57,12 +58,9 @@ def recorded(name: str, hardware: str) -> set:
 
 def hardware_here(gpus: list[str] | None, batched: bool = False) -> str:
     """The hardware kind runs launched here are recorded under (repro.provenance.hardware_kind)."""
-    if gpus:
-        import torch
-        kind = torch.cuda.get_device_name(0)
-    else:
-        kind = "cpu"
-    return kind + (" (batched)" if batched else "")
+    import torch
+    record = numerics(torch.device("cuda", 0) if gpus else torch.device("cpu"))
+    return hardware_kind({**record, "batched": batched})
 
 
 def run_dir(name: str, overrides: list[str]) -> Path:

@@ -106,6 +106,7 @@ def collect(name: str, source: Path, wandb_path: str | None, out: Path) -> None:
         if (run_dir / "provenance.json").is_file():
             p, summary = run_dir.read_json("provenance.json"), run_dir.read_json("summary.json")
             entries.append({"run": run["run"], "hardware": run["hardware"], "machine": p["hardware"],
+                            **{k: p[k] for k in ("cpu_capability", "torch") if k in p},
                             "commit": p["commit"], "versions": p["versions"], "argv": p["argv"],
                             "wall_s_last_launch": summary.get("wall_s_this_launch"), "source": origin})
     added = merge(out, runs, curves, skipped, entries)

@@ -41,12 +41,29 @@ def hardware(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+UNKNOWN_ISA = "cpu, instruction set unknown"
+
+
+def numerics(device: torch.device) -> dict:
+    """What decides a run's floating-point trajectory besides seed, config and code: the device,
+    the CPU instruction set torch dispatches to (AVX2 and AVX-512 kernels round differently) and
+    the torch version."""
+    return {"device": str(device), "hardware": hardware(device),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
+
 def hardware_kind(record: dict) -> str:
-    """The kind runs are paired within, from a provenance record: 'cpu' (fp32, any core count)
-    or the GPU's name (bf16 autocast), with ' (batched)' for seeds trained as one batched model
-    (repro.run_batched: other dropout masks). Runs of different kinds are never paired: their
-    trajectories diverge seed by seed even when their means agree."""
-    kind = "cpu" if str(record.get("device", "cpu")).startswith("cpu") else record["hardware"]
+    """The numerics kind runs are paired within, from a provenance record: 'cpu <instruction set>
+    torch <version>' (fp32, any core count) or '<GPU name> torch <version>' (bf16 autocast), with
+    ' (batched)' for seeds trained as one batched model (repro.run_batched: other dropout masks).
+    Records from before the instruction set was recorded are 'cpu, instruction set unknown' on a
+    CPU and the GPU's name alone on a GPU: never guessed. Runs of different kinds are never paired:
+    their trajectories diverge seed by seed even when their means agree."""
+    cpu = str(record.get("device", "cpu")).startswith("cpu")
+    if "cpu_capability" not in record:
+        kind = UNKNOWN_ISA if cpu else record["hardware"]
+    else:
+        kind = (f"cpu {record['cpu_capability']}" if cpu else record["hardware"]) + f" torch {record['torch']}"
     return f"{kind} (batched)" if record.get("batched") else kind
 
 
@@ -58,8 +75,7 @@ def provenance(device: torch.device) -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return {"commit": git_commit(), "python": platform.python_version(), "versions": versions,
-            "host": socket.gethostname(), "device": str(device), "hardware": hardware(device),
-            "argv": sys.argv}
+            "host": socket.gethostname(), **numerics(device), "argv": sys.argv}
 
 
 def save_result(result: dict, folder: Path, stem: str, device: torch.device) -> Path:

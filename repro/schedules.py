@@ -125,11 +125,14 @@ class DropSchedule:
 
     @classmethod
     def from_config(cls, drop, epochs: int, steps_per_epoch: int) -> DropSchedule:
-        """The schedule of drop config `drop`. A rate of 0 throughout (the p = 0 arm of a sweep)
-        drives nothing: timm builds no drop site for it."""
+        """The schedule of drop config `drop`. It drives every site the model was built with
+        (`max_rates`) at every step, also when its rates are 0 throughout (a cutoff of 0, a late
+        cutoff at the end, a cutoff that rounds to 0 steps): those sites exist at the nominal rate
+        and must be set to 0, as the official code does. Only a nominal rate of 0 (the p = 0 arm
+        of a sweep) drives nothing: timm builds no drop path for it and every dropout is at 0."""
         rates = (np.zeros(epochs * steps_per_epoch) if drop.kind == "none" else drop_schedule(
             drop.rate, epochs, steps_per_epoch, cutoff_epoch(drop, epochs), drop.mode, drop.schedule))
-        return cls(drop.kind if rates.max() > 0 else "none", rates)
+        return cls(drop.kind if drop.kind != "none" and drop.rate > 0 else "none", rates)
 
     @staticmethod
     def max_rates(drop) -> dict:

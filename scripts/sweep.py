@@ -48,9 +48,12 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
             params[key] = values
         else:
             fixed.append(item)
-    keys = sorted(params)
+    # A seed's arms (the drop keys) run together, one seed and cell after another, so that every
+    # pair is trained on one machine with one numerics kind and completes together.
+    keys = sorted(params, key=lambda k: (k != "seed", k.startswith("drop"), k))
     choices = [sweep_values(f"{k}={params[k]}") or [str(params[k])] for k in keys]
-    return [[f"{k}={v}" for k, v in zip(keys, combo)] + fixed for combo in itertools.product(*choices)]
+    return [sorted(f"{k}={v}" for k, v in zip(keys, combo)) + fixed
+            for combo in itertools.product(*choices)]
 
 
 def sweep_values(override: str) -> list[str] | None:

@@ -13,7 +13,12 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
     assert points[0] == ["drop.rate=0.0", "model=vit_micro", "seed=0", "train.epochs=1"]
     # A grid key with one value restricts its axis: the same points, the same directories.
     assert sweep.grid("dynamics", ["drop.rate=0.0"]) == [
-        ["drop.rate=0.0", f"seed={s}"] for s in range(3)] == sweep.grid("dynamics", [])[:3]
+        ["drop.rate=0.0", f"seed={s}"] for s in range(3)] == sweep.grid("dynamics", [])[::2]
+    # A seed's arms run together: seed by seed, the drop keys varying fastest.
+    assert points[:4] == [["drop.rate=0.0", "model=vit_micro", "seed=0", "train.epochs=1"],
+                          ["drop.rate=0.1", "model=vit_micro", "seed=0", "train.epochs=1"],
+                          ["drop.rate=0.0", "model=mixer_micro", "seed=0", "train.epochs=1"],
+                          ["drop.rate=0.1", "model=mixer_micro", "seed=0", "train.epochs=1"]]
     monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
     monkeypatch.setattr(launch, "RESULTS", tmp_path / "results")
     done = launch.run_dir("dynamics", points[0])
@@ -27,7 +32,7 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
     sweep.main()
     out = capsys.readouterr().out
     assert "[done  ] drop.rate=0.0 model=vit_micro seed=0" in out
-    assert "[resume] drop.rate=0.0 model=vit_micro seed=1" in out
+    assert "[resume] drop.rate=0.1 model=vit_micro seed=0" in out
     assert "12 runs, 1 finished, 11 to run" in out
     assert not list(tmp_path.glob("multirun/dynamics/*/metrics.jsonl"))      # nothing started
 
