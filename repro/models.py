@@ -1,4 +1,5 @@
-"""Model registry: `model.arch` names a builder of a stock timm model (or the classic MLP).
+"""Model registry: `model.arch` names a builder of a timm model (Swin with the official code's
+dropout after the patch embedding added) or of the classic MLP.
 
 Every builder takes the model config plus the data geometry and the maximum dropout / drop-path
 rates of the run's schedule, so that every site the schedule will drive exists from step 0.
@@ -63,15 +64,27 @@ def mixer(cfg, *, num_classes, in_chans, img_size, dropout, drop_path):
         proj_drop_rate=dropout, drop_path_rate=drop_path)
 
 
+class Swin(SwinTransformer):
+    """timm's SwinTransformer plus the official Swin's dropout after the patch embedding
+    (`pos_drop`, a scheduled site), which timm's lacks; otherwise timm's forward and weights."""
+
+    def __init__(self, pos_drop_rate: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.pos_drop = nn.Dropout(pos_drop_rate)
+
+    def forward_features(self, x):
+        return self.norm(self.layers(self.pos_drop(self.patch_embed(x))))
+
+
 @register("swin")
 def swin(cfg, *, num_classes, in_chans, img_size, dropout, drop_path):
-    """timm SwinTransformer; dropout at the attention, projection and MLP sites (timm's Swin has
-    no absolute position embedding, hence no position dropout)."""
-    return SwinTransformer(
+    """Swin (above): dropout after the patch embedding and at the attention, projection and MLP
+    sites, 1 + 4 per block as in the official code (49 in Swin-F)."""
+    return Swin(
         img_size=img_size, patch_size=cfg.patch_size, window_size=cfg.window_size, in_chans=in_chans,
         num_classes=num_classes, embed_dim=cfg.embed_dim, depths=tuple(cfg.depths),
         num_heads=tuple(cfg.stage_heads), mlp_ratio=cfg.mlp_ratio, drop_rate=cfg.head_dropout,
-        proj_drop_rate=dropout, attn_drop_rate=dropout, drop_path_rate=drop_path)
+        pos_drop_rate=dropout, proj_drop_rate=dropout, attn_drop_rate=dropout, drop_path_rate=drop_path)
 
 
 @register("convnext", drop_kinds=("none", "drop_path"))

@@ -10,11 +10,13 @@ import pytest
 import torch
 from conftest import FAST, TINY, make_cfg
 from timm.layers import DropPath
+from timm.models.swin_transformer import SwinTransformer
 from torch.nn.modules.dropout import _DropoutNd
 
 from repro.assemble import build_trainer, prepare
-from repro.models import ARCHS, DROP_KINDS
+from repro.models import ARCHS, DROP_KINDS, build_model
 from repro.run import run
+from repro.schedules import DropSchedule
 from repro.validate import validate
 
 P, HEAD = 0.25, 0.3        # the scheduled rate; the classifier head's, which no schedule touches
@@ -147,3 +149,35 @@ def test_a_zero_schedule_trains_bitwise_as_no_drop(drop, no_drop, tmp_path):
     assert {e["drop_rate"] for e in events if "drop_rate" in e} == {0.0}
     assert events == no_drop[0]
     assert weights == no_drop[1]
+
+
+def test_swin_f_has_the_official_49_dropout_sites():
+    """Swin-F (depths 2-2-6-2): dropout after the patch embedding plus 4 per block, all driven."""
+    cfg = make_cfg(*FAST, "model=swin_femto", "data.img_size=224", "data.in_chans=3", "drop=dropout")
+    validate(cfg)
+    rates = DropSchedule.max_rates(cfg.drop)
+    model = build_model(cfg.model, num_classes=10, in_chans=3, img_size=224, **rates)
+    controller = DropSchedule.from_config(cfg.drop, 2, 16).controller(model)
+    assert len(controller.sites) == 1 + 4 * sum(cfg.model.depths) == 49
+    controller.apply(0.07)
+    assert model.pos_drop.p == 0.07 and {m.p for m, _ in controller.sites} == {0.07}
+
+
+def test_swin_drops_between_patch_embedding_and_first_stage_else_is_timms():
+    cfg = config("swin", "dropout", "standard")
+    torch.manual_seed(0)
+    model = build_model(cfg.model, num_classes=5, in_chans=3, img_size=32, dropout=0.5)
+    order = []
+    for name in ("patch_embed", "pos_drop", "layers.0", "layers.1"):
+        model.get_submodule(name).register_forward_hook(lambda *_, name=name: order.append(name))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        timms = SwinTransformer.forward_features(model.eval(), x)      # timm's forward, no pos_drop
+        assert torch.equal(model.forward_features(x), timms)          # eval: the site is the identity
+        assert order[-4:] == ["patch_embed", "pos_drop", "layers.0", "layers.1"]
+        model.train()                                                 # only pos_drop drops
+        DropSchedule.from_config(cfg.drop, 2, 16).controller(model).apply(0.0)
+        timms = SwinTransformer.forward_features(model, x)
+        assert torch.equal(model.forward_features(x), timms)
+        model.pos_drop.p = 0.5
+        assert not torch.equal(model.forward_features(x), timms)

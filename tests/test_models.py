@@ -125,11 +125,11 @@ def test_drop_path_depth_rule_runs_over_all_stages(arch):
         assert all(p == pytest.approx(0.4 * i / 4) for p in probs)
 
 
-def test_swin_dropout_sites_are_attention_projection_and_mlp():
+def test_swin_dropout_sites_are_patch_embedding_attention_projection_and_mlp():
     model = small("swin", dropout=0.1)
     ctl = DropController(model, "dropout")
     names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if any(m is s for s, _ in ctl.sites)}
-    assert names == {"attn_drop", "proj_drop", "drop1", "drop2"} and len(ctl.sites) == 5 * 4
+    assert names == {"pos_drop", "attn_drop", "proj_drop", "drop1", "drop2"} and len(ctl.sites) == 1 + 5 * 4
 
 
 def test_convnext_has_no_dropout_sites():
