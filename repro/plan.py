@@ -1,7 +1,7 @@
 """Power planning and pre-registration: from an experiment's pilot runs, the number of paired
 seeds each claim needs, written as results/NAME/plan.json and committed before the runs.
 
-    python -m repro.plan early_regime [--min-seeds 15] [--hardware cpu] [--pilot-hardware KIND] [--write]
+    python -m repro.plan early_regime [--min-seeds 15] [--hardware KIND] [--pilot-hardware KIND] [--write]
     python -m repro.plan dynamics_decompose --seeds 10 [--write]     # curve claims: no pilot
 
 
@@ -120,12 +120,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the experiment (its results folder holds the pilot runs.csv)")
     parser.add_argument("--min-seeds", type=int, default=15)
-    parser.add_argument("--hardware", default="cpu", help="the hardware kind the plan governs")
+    parser.add_argument("--hardware", help="the hardware kind the plan governs (default: this "
+                        "machine's CPU kind, e.g. 'cpu AVX512 torch 2.14.1+cu130')")
     parser.add_argument("--pilot-hardware", help="the kind whose pilot runs give the spread "
                         "(default: --hardware); for a kind with no pilot of its own")
     parser.add_argument("--write", action="store_true", help="write results/NAME/plan.json")
     parser.add_argument("--seeds", type=int, help="seeds per arm, for curve claims (no pilot)")
     args = parser.parse_args()
+    if args.hardware is None:
+        import torch
+
+        from repro.provenance import hardware_kind, numerics
+        args.hardware = hardware_kind(numerics(torch.device("cpu")))
     folder = ROOT / "results" / args.name
     curves = args.name in CURVE_CLAIMS
     if curves != (args.seeds is not None):

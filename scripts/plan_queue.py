@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 
-from repro import launch
+from repro import drift, launch
 from repro.plan import read_plans
 
 
@@ -137,6 +137,7 @@ def main():
           "a later window")
     if args.dry_run or not fits:
         return
+    drift.check_or_exit(hardware, "cuda" if gpus else "cpu")     # before any run joins a plan
     deadline = time.monotonic() + args.budget
     failures = launch.launch_parallel(todo, args.jobs, gpus, launch.record, deadline, estimate)
     print(f"stopped at the end of the queue or the budget; {failures} runs failed (see the logs folders)")

@@ -28,7 +28,7 @@ import sys
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from repro import launch
+from repro import drift, launch
 from repro.launch import MULTIRUN, ROOT, run_dir, status
 from repro.train import compose_config
 
@@ -111,6 +111,7 @@ def main():
         return
     if args.launcher == "slurm":
         sys.exit(max(subprocess.call(slurm_command(name, args.overrides), cwd=ROOT) for name in names))
+    drift.check_or_exit(launch.hardware_here(gpus), "cuda" if gpus else "cpu")   # before any run is added
     width = 1 if args.launcher == "local" else args.jobs
     failures = launch.launch_parallel(todo, width, gpus, None if args.no_record else launch.record)
     print(f"{len(todo) - failures} runs ended cleanly, {failures} failed (see the logs folder)")

@@ -1,39 +1,99 @@
-"""Refactors keep training bitwise: fingerprints of tiny runs (metrics.jsonl without timings, and
-the final weights) recorded at commit 9c7368d, before the drop schedule became one object
-(repro.schedules.DropSchedule). A change that alters any loss, rate, metric or weight fails here;
-one that means to must say so and record new fingerprints. CPU float results depend on the torch
-build and the CPU's vector unit, so the test runs where the fingerprints were recorded."""
-import hashlib
+"""The drift guard (repro.drift): training is bitwise what results/golden.json recorded for this
+machine's numerics kind, on every kind (an unrecorded kind records, then must reproduce itself);
+a first-seen kind replays a committed planned run first; a mismatch names the cases and stops
+the sweep and the queue before any run is added."""
 import json
 
 import pytest
 import torch
-from conftest import TINY, make_cfg
+from conftest import load_script
 
-from repro.run import run
-
-RECORDED_ON = ("2.14.1", "AVX2")
-CASES = {"dropout": (["drop=dropout", "drop.rate=0.2"], "a293e9cd690f0d35", "8f6e1b8ad9c47a03"),
-         "drop_path": (["drop=drop_path", "drop.rate=0.2"], "2f7fa9da8d4a91c3", "868ee9445a19c065"),
-         "early_dropout": (["drop=early_dropout", "drop.rate=0.3"], "862a412690903c40", "1fa19fb8cd27195e"),
-         "late_drop_path": (["drop=late_drop_path"], "15496e8a57e40805", "a47f0f43670fffcc"),
-         "probe": (["drop=early_dropout", "analysis.mode=live", "analysis.steps=[0,5,20]",
-                    "analysis.num_grads=3", "analysis.full_subset=64"],
-                   "20733fd2f757e04e", "fde5b9c7cb4e0971")}
+from repro import drift, launch
+from repro.provenance import hardware_kind, numerics
+from repro.results import write_csv
 
 
-def fingerprints(run_dir) -> tuple[str, str]:
-    events = [{k: v for k, v in json.loads(line).items() if k != "img_per_s"}
-              for line in open(run_dir / "metrics.jsonl")]
-    weights = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
-    return (hashlib.sha256(json.dumps(events, sort_keys=True).encode()).hexdigest()[:16],
-            hashlib.sha256(b"".join(t.numpy().tobytes() for t in weights.values())).hexdigest()[:16])
+def test_training_is_bitwise_what_this_kind_recorded(tmp_path):
+    kind = launch.hardware_here(None)
+    record = json.loads(drift.GOLDEN.read_text()).get(kind, {})
+    got = drift.measure()
+    if not record:     # a kind not yet recorded: what the guard would record must reproduce itself
+        record = drift.measure()
+    assert {c: got[c] for c in drift.CASES if c in record} == {c: record[c] for c in drift.CASES if c in record}
 
 
-@pytest.mark.skipif((torch.__version__.split("+")[0], torch.backends.cpu.get_cpu_capability()) != RECORDED_ON,
-                    reason=f"fingerprints were recorded with torch / CPU {RECORDED_ON}")
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_training_is_bitwise_what_it_was(name, tmp_path):
-    overrides, events, weights = CASES[name]
-    run(make_cfg(*TINY, *overrides), tmp_path)
-    assert fingerprints(tmp_path) == (events, weights)
+def fake_measure(values):
+    return lambda device="cpu": {c: list(values) for c in drift.CASES}
+
+
+@pytest.mark.parametrize("capability", ["AVX2", "AVX512"])
+def test_guard_records_a_new_kind_then_compares(capability, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    kind = launch.hardware_here(None)
+    assert kind == f"cpu {capability} torch {torch.__version__}"
+    golden, results = tmp_path / "golden.json", tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(drift, "measure", fake_measure(["aa", "bb"]))
+    assert drift.guard(kind, golden=golden, results=results) == "recorded"
+    assert json.loads(golden.read_text())[kind]["probe"] == ["aa", "bb"]
+    assert drift.guard(kind, golden=golden, results=results) == "matched"
+    monkeypatch.setattr(drift, "measure", lambda device="cpu": {**fake_measure(["aa", "bb"])(),
+                                                                "early_drop_path": ["aa", "XX"]})
+    with pytest.raises(drift.Drift, match=r"in cases \['early_drop_path'\]"):
+        drift.guard(kind, golden=golden, results=results)
+    other = "cpu AVX512" if capability == "AVX2" else "cpu AVX2"      # the other kind is untouched
+    assert not any(k.startswith(other) for k in json.loads(golden.read_text()))
+
+
+def test_old_records_have_a_kind_of_their_own():
+    assert hardware_kind({"device": "cpu", "hardware": "x86_64, 1 threads"}) == "cpu, instruction set unknown"
+    assert hardware_kind({"device": "cpu", "batched": 4}) == "cpu, instruction set unknown (batched)"
+    assert hardware_kind({"device": "cuda:0", "hardware": "NVIDIA H200", "batched": 41}) == "NVIDIA H200 (batched)"
+    new = numerics(torch.device("cpu"))
+    assert hardware_kind(new) == f"cpu {torch.backends.cpu.get_cpu_capability()} torch {torch.__version__}"
+    assert hardware_kind({**new, "device": "cuda:0", "hardware": "NVIDIA H200"}) == \
+        f"NVIDIA H200 torch {torch.__version__}"
+
+
+def committed_run(tmp_path, kind, shift=0.0):
+    """results/NAME with a plan for `kind` and one run trained here, as the ledger records it."""
+    from repro.run import run
+    from repro.train import compose_config
+    argv = ["repro/train.py", *drift.TINY, "drop=early_dropout", "seed=0", "hydra.run.dir=x"]
+    summary = run(compose_config(argv[1:-1]), tmp_path / "run")
+    folder = tmp_path / "results" / "exp"
+    folder.mkdir(parents=True)
+    (folder / "plan.json").write_text(json.dumps({"hardware": kind, "seeds": {}}))
+    write_csv([{"run": "r0", "hardware": kind, **{k: summary[k] + shift for k in ("test_acc", "test_loss")}}],
+              folder / "runs.csv")
+    (folder / "collection.json").write_text(json.dumps({"runs": [{"run": "r0", "argv": argv}]}))
+    return tmp_path / "results"
+
+
+def test_a_first_seen_kind_replays_a_committed_run_first(tmp_path, monkeypatch):
+    kind = "cpu TEST torch 0"
+    results = committed_run(tmp_path, kind)
+    monkeypatch.setattr(drift, "measure", fake_measure(["aa", "bb"]))
+    assert drift.guard(kind, golden=tmp_path / "g.json", results=results) == "recorded"
+    results = committed_run(tmp_path / "other", kind, shift=1e-4)     # a run this machine does not reproduce
+    with pytest.raises(drift.Drift, match="does not reproduce that kind's runs"):
+        drift.guard(kind, golden=tmp_path / "g2.json", results=results)
+    assert not (tmp_path / "g2.json").is_file()
+
+
+@pytest.mark.parametrize("script,args", [("sweep", ["early_regime", "seed=999", "drop=none"]),
+                                         ("plan_queue", ["--budget", "9999", "--only", "early_regime"])])
+def test_sweep_and_queue_stop_before_launching_on_drift(script, args, tmp_path, monkeypatch, capsys):
+    module = load_script(script)
+    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(launch, "hardware_here", lambda gpus, batched=False: "cpu, instruction set unknown")
+
+    def drifted(kind, device="cpu"):
+        raise drift.Drift("training on X no longer reproduces its golden fingerprints in cases ['probe']")
+    monkeypatch.setattr(drift, "guard", drifted)
+    monkeypatch.setattr(launch, "launch_parallel", lambda *a, **k: pytest.fail("launched despite drift"))
+    monkeypatch.setattr("sys.argv", [script, *args])
+    with pytest.raises(SystemExit) as exit_:
+        module.main()
+    assert exit_.value.code == 2
+    assert "in cases ['probe']" in capsys.readouterr().err

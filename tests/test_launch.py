@@ -9,6 +9,7 @@ from pathlib import Path
 
 from repro import launch
 from repro.results import read_csv
+from repro.provenance import UNKNOWN_ISA
 from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def test_sweep_records_each_run_in_the_tables_as_it_finishes(tmp_path, monkeypat
     assert (tmp_path / "results/early_regime/table.md").is_file()
     # recorded runs count as done on their hardware kind, from any machine
     shutil.rmtree(tmp_path / "multirun")
-    done = launch.recorded("early_regime", "cpu")
+    done = launch.recorded("early_regime", UNKNOWN_ISA)       # test_ledger.make records no instruction set
     assert launch.status(launch.run_dir(*todo[0]), done) == "done"
     assert launch.status(launch.run_dir(*todo[1]), done) == "new"
     assert launch.recorded("early_regime", "NVIDIA H100") == set()
@@ -126,14 +127,15 @@ def test_queue_estimates_from_measured_wall_times_on_this_hardware(tmp_path, mon
 def test_queue_dry_run_lists_the_pending_plan(capsys, monkeypatch, tmp_path):
     queue = load_script("plan_queue")
     monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(launch, "hardware_here", lambda gpus, batched=False: UNKNOWN_ISA)
     plan = json.loads((launch.RESULTS / "early_regime" / "plan.json").read_text())
-    done = launch.recorded("early_regime", "cpu")
+    done = launch.recorded("early_regime", UNKNOWN_ISA)
     monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "3600", "--jobs", "2",
                                      "--only", "early_regime", "--dry-run"])
     queue.main()
     out = capsys.readouterr().out.splitlines()
     pending = sum(plan["seeds"].values()) - len(done)
-    assert out[-1].startswith(f"{pending} pending runs on cpu in early_regime; ")
+    assert out[-1].startswith(f"{pending} pending runs on {UNKNOWN_ISA} in early_regime; ")
     listed = [line for line in out[:-1]]
     assert listed and all(line.startswith("early_regime drop=") for line in listed)
     assert not any(f"drop={d} seed={s}:" in line for line in listed for d, s in
@@ -154,8 +156,8 @@ def test_queue_batches_seeds_of_one_method_into_one_process():
 
 def test_queue_runs_only_plans_of_this_hardware_kind(capsys, monkeypatch):
     queue = load_script("plan_queue")
-    assert queue.plans(None, "cpu") == ["dynamics_decompose", "early_regime", "early_regime_long"]
-    assert queue.plans(None, "cpu (batched)") == []
+    assert queue.plans(None, UNKNOWN_ISA) == ["dynamics_decompose", "early_regime", "early_regime_long"]
+    assert queue.plans(None, UNKNOWN_ISA + " (batched)") == []
     monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "60", "--batched", "4", "--dry-run"])
     queue.main()
-    assert "no committed plan governs 'cpu (batched)'" in capsys.readouterr().out
+    assert f"no committed plan governs '{launch.hardware_here(None, True)}'" in capsys.readouterr().out

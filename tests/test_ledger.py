@@ -10,10 +10,13 @@ import pytest
 from repro import ledger
 from repro.figures import FIGURES
 from repro.ledger import LedgerConflict, merge, one_hardware, read_tables
+from repro.provenance import UNKNOWN_ISA
 from repro.results import collect_dirs, read_csv, write_csv
 from tests.conftest import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]
+
+OLD_CPU = UNKNOWN_ISA      # the records written here carry no instruction set
 
 
 def provenance(folder, device="cpu", hardware="x86_64, 1 threads"):
@@ -38,11 +41,11 @@ def test_collecting_twice_adds_only_new_runs_and_keeps_old_ones(tmp_path):
     ledger.collect("early_regime", src, None, out)
     runs, curves, entries = read_tables(out)
     assert [(r["run"], r["hardware"], r["test_acc"]) for r in runs] == [
-        ("none-0", "cpu", 0.80), ("none-1", "cpu", 0.81), ("none-1-gpu", "NVIDIA H100", 0.82)]
+        ("none-0", OLD_CPU, 0.80), ("none-1", OLD_CPU, 0.81), ("none-1-gpu", "NVIDIA H100", 0.82)]
     assert {(c["run"], c["hardware"]) for c in curves} == {(r["run"], r["hardware"]) for r in runs}
     assert len(curves) == 3 * 6
     assert [(e["run"], e["hardware"], e["machine"]) for e in entries] == [
-        ("none-0", "cpu", "x86_64, 1 threads"), ("none-1", "cpu", "x86_64, 1 threads"),
+        ("none-0", OLD_CPU, "x86_64, 1 threads"), ("none-1", OLD_CPU, "x86_64, 1 threads"),
         ("none-1-gpu", "NVIDIA H100", "NVIDIA H100")]
     assert all(e["source"].endswith("multirun") and e["wall_s_last_launch"] == 1.5 for e in entries)
     assert [s["run"] for s in read_csv(out / "skipped.csv")] == ["crashed"]
@@ -80,9 +83,9 @@ def test_tables_pair_within_one_hardware_kind(tmp_path):
         make(src, f"gpu-none-{seed}", "none", seed, 0.5, "cuda:0", "NVIDIA H100")
     runs, curves, _ = collect_dirs(src)
     text = "\n".join(FIGURES["early_regime"](runs, curves, tmp_path / "out"))
-    assert "Hardware: NVIDIA H100" in text and "Runs on cpu:" in text
+    assert "Hardware: NVIDIA H100" in text and f"Runs on {OLD_CPU}:" in text
     # the CPU pairs alone: +2, +1, +3 pp; the GPU no-dropout runs never enter them
-    cpu_table = text.split("Runs on cpu:")[1]
+    cpu_table = text.split(f"Runs on {OLD_CPU}:")[1]
     assert "| early dropout | 3 | 82.33 ± 1.43 | 0.5000 ± 0.0000 | 2.00 ± 2.48 |" in cpu_table
     with pytest.raises(ValueError, match="several hardware kinds"):
         one_hardware(runs, "test")
@@ -105,7 +108,7 @@ def test_tables_from_another_machine_merge_like_its_run_folders(tmp_path):
     ledger.merge_tables(there, here)
     runs, curves, entries = read_tables(here)
     assert [(r["run"], r["hardware"], r["test_acc"]) for r in runs] == [
-        ("none-0", "cpu", 0.80), ("none-0-gpu", "NVIDIA H200", 0.83)]
+        ("none-0", OLD_CPU, 0.80), ("none-0-gpu", "NVIDIA H200", 0.83)]
     assert len(curves) == 2 * 6 and [e["machine"] for e in entries] == ["x86_64, 1 threads", "NVIDIA H200"]
     assert [s["run"] for s in read_csv(here / "skipped.csv")] == ["crashed"]
     before = {p.name: p.read_bytes() for p in here.iterdir()}

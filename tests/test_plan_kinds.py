@@ -44,25 +44,26 @@ def test_a_kind_without_a_pilot_is_planned_from_another_kinds_pilot():
 def test_writing_plans_for_two_kinds_and_refusing_a_rewrite(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "results" / "early_regime"
     folder.mkdir(parents=True)
-    write_csv(pilot("cpu"), folder / "runs.csv")
+    here = launch.hardware_here(None)              # --hardware's default: this machine's CPU kind
+    write_csv(pilot(here), folder / "runs.csv")
     monkeypatch.setattr(plan, "ROOT", tmp_path)
 
     def main(*args):
         monkeypatch.setattr("sys.argv", ["plan", "early_regime", *args, "--write"])
         plan.main()
     main()
-    main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", "cpu")
+    main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", here)
     assert sorted(p.name for p in folder.glob("plan*.json")) == ["plan-nvidia-h200-batched.json", "plan.json"]
-    assert read_plan(folder)["hardware"] == "cpu" and read_plan(folder)["file"] == "plan.json"
+    assert read_plan(folder)["hardware"] == here and read_plan(folder)["file"] == "plan.json"
     gpu = read_plan(folder, "NVIDIA H200 (batched)")
-    assert gpu["file"] == "plan-nvidia-h200-batched.json" and gpu["pilot_hardware"] == "cpu"
+    assert gpu["file"] == "plan-nvidia-h200-batched.json" and gpu["pilot_hardware"] == here
     assert read_plan(folder, "NVIDIA H100") is None
-    assert [p["hardware"] for p in read_plans(folder)] == ["cpu", "NVIDIA H200 (batched)"]
+    assert [p["hardware"] for p in read_plans(folder)] == [here, "NVIDIA H200 (batched)"]
     before = (folder / "plan-nvidia-h200-batched.json").read_bytes()
     with pytest.raises(SystemExit, match="plan-nvidia-h200-batched.json already plans"):
-        main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", "cpu", "--min-seeds", "30")
+        main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", here, "--min-seeds", "30")
     assert (folder / "plan-nvidia-h200-batched.json").read_bytes() == before
-    with pytest.raises(SystemExit, match="plan.json already plans 'cpu'"):
+    with pytest.raises(SystemExit, match=f"plan.json already plans '{here}'"):
         main()
 
 

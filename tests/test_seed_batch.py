@@ -11,6 +11,7 @@ from conftest import TINY, make_cfg
 from test_run import events
 from torch.func import vmap
 
+from repro import launch
 from repro.assemble import build_trainer, prepare, seeded_model
 from repro.ledger import LedgerConflict, merge, one_hardware
 from repro.logger import MetricsLog
@@ -103,8 +104,9 @@ def test_batched_runs_are_collected_as_their_own_hardware_kind(no_dropout_runs, 
     batched, _, skipped = collect_dirs(root / "batched")
     single, _, _ = collect_dirs(root / "single")
     assert not skipped and [r["run"] for r in batched] == [r["run"] for r in single] == names
-    assert {r["hardware"] for r in batched} == {"cpu (batched)"}
-    assert {r["hardware"] for r in single} == {"cpu"}
+    here = launch.hardware_here(None)                    # e.g. 'cpu AVX512 torch 2.14.1+cu130'
+    assert {r["hardware"] for r in batched} == {here + " (batched)"}
+    assert {r["hardware"] for r in single} == {here}
     assert json.loads((root / "batched" / names[0] / "provenance.json").read_text())["batched"] == 3
     assert batched[0].keys() == single[0].keys()
     # The same run names enter one ledger side by side, and are never paired with each other.

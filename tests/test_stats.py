@@ -79,7 +79,7 @@ PLANS = sorted((ROOT / "results").glob("*/plan*.json"))
 @pytest.mark.parametrize("path", PLANS, ids=[f"{p.parent.name}/{p.name}" for p in PLANS])
 def test_committed_plans_follow_from_their_pilots(path):
     """The plan re-derived from its pilot seeds in the committed table is the committed plan."""
-    plan = json.loads(path.read_text())
+    plan = {k: v for k, v in json.loads(path.read_text()).items() if k != "relabelled"}   # a dated note
     if plan["experiment"] in CURVE_CLAIMS:           # no pilot: the seeds were stated
         assert curve_plan(plan["experiment"], max(plan["seeds"].values()), plan["hardware"]) == plan
         return
