@@ -13,6 +13,10 @@ class DataError(RuntimeError):
     """A data file is missing, unreadable or corrupt: the message names the file and the fix."""
 
 
+class BusyError(RuntimeError):
+    """The run directory is held by another run: the message names its holder and what to do."""
+
+
 def refuse(err: Exception) -> NoReturn:
     """End the command with its one-line message on stderr and exit status 2 (no traceback)."""
     print(f"error: {err}", file=sys.stderr)

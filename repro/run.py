@@ -55,14 +55,21 @@ def run(cfg, run_dir, record: dict[str, str] | None = None) -> dict:
     """Train `cfg` in `run_dir`; return the final metrics (also written to summary.json).
 
     Every check comes first: a refused run (a bad config, data that disagrees with it, a
-    directory holding another run or no readable checkpoint) writes nothing. A finished run is
-    not trained again; an interrupted one resumes from its checkpoint. `record` (file name ->
-    text) is the launcher's own record of the launch (Hydra's .hydra/). Under torchrun every rank
-    calls this; rank 0's directory is used and only rank 0 writes."""
+    directory held by a live launch (RunDir.live), holding another run or no readable checkpoint)
+    writes nothing. A finished run is not trained again; an interrupted one resumes from its
+    checkpoint. `record` (file name -> text) is the launcher's own record of the launch (Hydra's
+    .hydra/). Under torchrun every rank calls this; rank 0's directory is used and only rank 0
+    writes (and holds its lock)."""
     validate(cfg)
     world, device = distributed.setup(str(cfg.device))
     check_split(cfg, world)
     run_dir = RunDir(world.from_main(str(run_dir)))
+    with run_dir.live() if world.main else nullcontext():      # this launch's alone, or refused
+        return run_held(cfg, run_dir, world, device, record or {})
+
+
+def run_held(cfg, run_dir: RunDir, world, device, record: dict[str, str]) -> dict:
+    """`run` once rank 0 holds the directory's lock, before any file there is read or written."""
     if cfg.train.resume and (summary := finished(run_dir, cfg)) is not None:
         MESSAGES.info(f"{run_dir} already finished; nothing to do")
         return summary
@@ -71,7 +78,7 @@ def run(cfg, run_dir, record: dict[str, str] | None = None) -> dict:
         torch.set_num_threads(cfg.threads)
     model, data, device = prepare(cfg, device)
     if world.main:
-        open_run_dir(cfg, run_dir, record or {})
+        open_run_dir(cfg, run_dir, record)
     with run_messages(run_dir / "train.log" if world.main else None):
         return train(cfg, run_dir, world, state, model, data, device)
 
@@ -104,7 +111,7 @@ def train(cfg, run_dir: RunDir, world, state, model, data, device) -> dict:
         log.resume_at(0)
     started = time.perf_counter()
     try:
-        with run_dir.live() if world.main else nullcontext(), StopOnSignals(cfg.train.stop_signals) as stop:
+        with StopOnSignals(cfg.train.stop_signals) as stop:
             trainer.stop_requested = stop
             # trained to the end but killed before the summary: the last evaluation again
             final = trainer.fit() if trainer.step < trainer.total_steps else trainer.evaluate()

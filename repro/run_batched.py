@@ -6,7 +6,8 @@ COMPLETE), so that results and the ledger collect them as runs like any other.
 Seed k's config is `cfg` with `seed: k` and `seed_batch: seeds`: a seed's dropout masks depend on
 its batch, so a directory holding one batch's run refuses another batch's or a single run's, and
 their provenance (`batched: K`) puts them in a hardware kind of their own ('cpu (batched)').
-As `repro.run.run`: every check first (a refused launch writes nothing), finished seeds are not
+As `repro.run.run`: every check first (a refused launch writes nothing; one whose directories are
+not all free, RunDir.live, touches none of them), finished seeds are not
 trained again, interrupted ones resume from their checkpoints, bitwise on CPU. Options the
 batched model does not support stop the launch with a ConfigError naming them.
 """
@@ -96,7 +97,14 @@ def run_batched(cfg, seeds: list[int], run_dirs) -> list[dict]:
     validate(cfg)
     run_dirs = [RunDir(d) for d in run_dirs]
     check_batchable(cfg, seeds, run_dirs)
-    cfgs = seed_configs(cfg, seeds)
+    with ExitStack() as held:                 # every directory this launch's alone, or it is refused
+        for d in run_dirs:
+            held.enter_context(d.live())
+        return run_held(cfg, seed_configs(cfg, seeds), run_dirs)
+
+
+def run_held(cfg, cfgs, run_dirs: list[RunDir]) -> list[dict]:
+    """`run_batched` of `cfg` (each seed's config in `cfgs`) once it holds every run directory's lock."""
     if cfg.train.resume:
         done = [run.finished(d, c) for c, d in zip(cfgs, run_dirs)]
         if all(s is not None for s in done):
@@ -129,10 +137,8 @@ def train(cfgs, run_dirs: list[RunDir], states, models, data, device) -> list[di
             log.resume_at(0)
     started = time.perf_counter()
     try:
-        with ExitStack() as live:
-            for d in run_dirs:                    # tell the results collector the runs are live
-                live.enter_context(d.live())
-            trainer.stop_requested = stop = live.enter_context(StopOnSignals(cfgs[0].train.stop_signals))
+        with StopOnSignals(cfgs[0].train.stop_signals) as stop:
+            trainer.stop_requested = stop
             if trainer.step < trainer.total_steps:
                 final = trainer.fit()["seeds"]
             else:          # trained to the end, but stopped before every seed was summarized

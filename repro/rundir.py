@@ -7,6 +7,7 @@ the run's), a folder that cannot be made is a one-line error, and the folders a 
 are removed again when its run is refused, so that a refused launch leaves nothing behind."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +22,8 @@ from omegaconf import read_write
 
 from repro import distributed
 from repro.atomic import write_atomic
-from repro.errors import ConfigError, DataError, refuse
+from repro.errors import BusyError, ConfigError, DataError, refuse
+from repro.logger import MESSAGES
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 CREATED: list[Path] = []     # the folders this launch created for its run directory, outermost first
@@ -30,7 +32,7 @@ CREATED: list[Path] = []     # the folders this launch created for its run direc
 class RunDir:
     """One run's directory. Its files: config.yaml (the resolved config), provenance.json,
     metrics.jsonl (every event: the source of truth), checkpoint.pt (+ .prev), snapshots/,
-    plot.png, train.log, summary.json; markers: .lock (a live run: pid and host) and COMPLETE
+    plot.png, train.log, summary.json; markers: .lock (a live run's lock: pid and host) and COMPLETE
     (the summary, the config's hash and metrics.jsonl's checksum, written last)."""
     STALE = ("COMPLETE", "summary.json", "checkpoint.pt", "checkpoint.prev.pt", ".run_id")
 
@@ -58,10 +60,9 @@ class RunDir:
         holds its lock on this host), or incomplete (crashed, stopped, or running elsewhere)."""
         if self.marker.is_file():
             return "complete" if self.intact(self.read_json("COMPLETE")) else "tampered"
-        if self.lock.is_file():
-            owner = self.read_json(".lock")
-            if owner["host"] == socket.gethostname() and pid_alive(owner["pid"]):
-                return "running"
+        owner = self.holder()
+        if owner and owner["host"] == socket.gethostname() and pid_alive(owner["pid"]):
+            return "running"
         return "incomplete"
 
     def finished(self, config_hash: str) -> dict | None:
@@ -100,12 +101,49 @@ class RunDir:
 
     @contextmanager
     def live(self):
-        """Hold the .lock marker while the run trains, so collectors report it as running."""
-        self.write_json(".lock", {"pid": os.getpid(), "host": socket.gethostname()})
+        """This launch's exclusive hold on the directory, from before it writes there until it ends,
+        however it ends; .lock records the holder (pid, host) for status(). flock(2) on .lock, kept
+        open, not O_CREAT|O_EXCL: the kernel drops it when its process dies (kill -9 too), so a stale
+        lock is one nobody holds, taken over with no racy pid test. A record of a live pid on this
+        host (a launch without flock) or of another host (its pid cannot be checked; not every shared
+        file system passes flock between hosts) is refused. Folders made for it go if left empty."""
+        created, fd = make(self.path), None
         try:
+            fd = self.hold()
             yield self
         finally:
-            self.lock.unlink(missing_ok=True)
+            if fd is not None:
+                if same_file(fd, self.lock):      # unlinked before it is unlocked: see flock()
+                    self.lock.unlink()
+                os.close(fd)
+            remove_empty(created)
+
+    def hold(self) -> int:
+        """Lock .lock and record this process there (see live); the locked descriptor."""
+        mine = {"pid": os.getpid(), "host": socket.gethostname()}
+        fd, owner = flock(self.lock), self.holder()
+        other = owner not in (None, mine)
+        alive = fd is None or other and owner["host"] == mine["host"] and pid_alive(owner["pid"])
+        if alive or other and owner["host"] != mine["host"]:
+            if fd is not None:
+                os.close(fd)
+            who = f"pid {owner['pid']} on host {owner['host']}" if owner else "a launch starting now"
+            fix = "wait for it to end, or choose another run directory" if alive else (
+                f"it cannot be checked from host {mine['host']}: if that run has ended, delete "
+                f"{self.lock} and relaunch, or else choose another run directory")
+            raise BusyError(f"{self} is held by another run ({who}); {fix}")
+        if other:
+            MESSAGES.warning(f"{self}: taking over the lock of pid {owner['pid']}, which has ended")
+        os.ftruncate(fd, os.pwrite(fd, json.dumps(mine).encode(), 0))    # over the old record
+        return fd
+
+    def holder(self) -> dict | None:
+        """The pid and host that .lock records; None if there is none (or it is being written)."""
+        try:
+            owner = json.loads(self.lock.read_text())
+            return {"pid": int(owner["pid"]), "host": str(owner["host"])}
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
 
     def run_id(self) -> str:
         """A random id kept here, so a resumed run continues the same W&B run."""
@@ -131,11 +169,34 @@ class RunDir:
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    except OSError as err:          # PermissionError: alive, another user's
+        return not isinstance(err, ProcessLookupError)
     return True
+
+
+def flock(path: Path) -> int | None:
+    """A descriptor of `path` (created if missing) locked exclusively, or None if another holds
+    it. A holder unlinks `path` before it unlocks, so a lock won on an unlinked file is retried."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if isinstance(err, BlockingIOError):
+                return None
+            raise ConfigError(f"{path} cannot be locked ({err.strerror}); choose a run directory on "
+                              "a file system with locks") from None
+        if same_file(fd, path):
+            return fd
+        os.close(fd)
+
+
+def same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def make(path: Path) -> list[Path]:
@@ -153,12 +214,17 @@ def make(path: Path) -> list[Path]:
 
 def remove_created() -> None:
     """Remove the folders this launch created if they are still empty (its run was refused)."""
-    for folder in reversed(CREATED):
+    remove_empty(CREATED)
+    CREATED.clear()
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (outermost first), innermost first, while they are empty."""
+    for folder in reversed(folders):
         try:
             folder.rmdir()
         except OSError:          # it holds the run's files: keep it and its parents
             break
-    CREATED.clear()
 
 
 def warn_if_committed(run_dir: Path) -> None:

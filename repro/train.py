@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from repro import distributed, rundir
 from repro.config import register_schemas
-from repro.errors import ConfigError, DataError, refuse
+from repro.errors import BusyError, ConfigError, DataError, refuse
 from repro.run import run
 
 # A token for run directory names, so jobs started in the same second never collide. Cached in
@@ -49,7 +49,7 @@ def hydra_record(cfg: DictConfig) -> dict[str, str]:
 def main(cfg: DictConfig) -> float | None:
     try:
         summary = run(cfg, HydraConfig.get().runtime.output_dir, hydra_record(cfg))
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, BusyError) as err:
         refuse(err)
     finally:
         rundir.remove_created()          # a refused run leaves no folder behind

@@ -20,7 +20,7 @@ import sys
 
 from hydra.errors import HydraException
 
-from repro.errors import ConfigError, DataError, refuse
+from repro.errors import BusyError, ConfigError, DataError, refuse
 from repro.launch import run_dir
 from repro.run_batched import run_batched
 from repro.train import compose_config
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         seeds, overrides = split_seeds(args.overrides)
         cfg = compose_config(overrides)
         return run_batched(cfg, seeds, seed_run_dirs(cfg.name, overrides, seeds))
-    except (ConfigError, DataError, HydraException) as err:
+    except (ConfigError, DataError, BusyError, HydraException) as err:
         refuse(err)
 
 
