@@ -1,6 +1,7 @@
 """What produced a run: git commit, package versions, hardware and command line."""
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -12,10 +13,17 @@ from pathlib import Path
 
 import torch
 
+from repro.atomic import write_atomic
+
 PACKAGES = ("torch", "torchvision", "timm", "hydra-core", "wandb", "numpy", "matplotlib")
 
 
 CODE_DIR = Path(__file__).resolve().parent
+
+
+def git(cwd: Path, *args: str) -> bytes:
+    """The output of `git args` in `cwd` (empty where git fails: no repository there)."""
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=10).stdout
 
 
 def git_commit(cwd: Path = CODE_DIR) -> str:
@@ -24,15 +32,37 @@ def git_commit(cwd: Path = CODE_DIR) -> str:
     '<commit> (declared)', since nothing there can check it."""
     if os.environ.get("REPRO_COMMIT"):
         return f"{os.environ['REPRO_COMMIT']} (declared)"
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
     try:
-        commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        commit = git(cwd, "rev-parse", "HEAD").decode().strip()
+        dirty = git(cwd, "status", "--porcelain", "--untracked-files=no").strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (commit or "unknown") + ("+dirty" if dirty else "")
+
+
+def uncommitted_diff(cwd: Path | None = None) -> bytes:
+    """What a '+dirty' commit ran with: `git diff HEAD` of the tracked files (binary ones too, so
+    that `git apply` restores the tree) of the repository holding the code, but for results/ (the
+    committed records, which no run reads; their diffs run to megabytes). Empty for a clean tree,
+    a declared commit (REPRO_COMMIT) or no repository."""
+    if os.environ.get("REPRO_COMMIT"):
+        return b""
+    try:
+        return git(cwd or CODE_DIR, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff",
+                   "--", ":/", ":(top,exclude)results")
+    except (OSError, subprocess.SubprocessError):
+        return b""
+
+
+def record_uncommitted(folder: Path) -> dict:
+    """Save `uncommitted_diff()` as folder/uncommitted.diff (and drop an earlier launch's where the
+    tree is now clean); return the provenance entry naming it by its sha256 ({} when clean)."""
+    diff, path = uncommitted_diff(), Path(folder) / "uncommitted.diff"
+    if not diff:
+        path.unlink(missing_ok=True)
+        return {}
+    write_atomic(path, diff)
+    return {"uncommitted_sha256": hashlib.sha256(diff).hexdigest()}
 
 
 def hardware(device: torch.device) -> str:
@@ -63,7 +93,8 @@ def hardware_kind(record: dict) -> str:
     if "cpu_capability" not in record:
         kind = UNKNOWN_ISA if cpu else record["hardware"]
     else:
-        kind = (f"cpu {record['cpu_capability']}" if cpu else record["hardware"]) + f" torch {record['torch']}"
+        kind = f"cpu {record['cpu_capability']}" if cpu else record["hardware"]
+        kind += f" torch {record['torch']}"
     return f"{kind} (batched)" if record.get("batched") else kind
 
 

@@ -16,7 +16,7 @@ from repro.errors import ConfigError
 from repro.logger import MESSAGES, MetricsLog, run_messages, start_wandb
 from repro.plot import plot_run
 from repro.preemption import Interrupted, StopOnSignals
-from repro.provenance import provenance
+from repro.provenance import provenance, record_uncommitted
 from repro.rundir import RunDir
 from repro.validate import validate
 
@@ -89,7 +89,8 @@ def metrics_log(cfg, run_dir: RunDir, world, device, batched: int = 0) -> Metric
     of several open in the process."""
     if not world.main:
         return MetricsLog(None)
-    run_dir.write_json("provenance.json", {**provenance(device), "world_size": world.size,
+    run_dir.write_json("provenance.json", {**provenance(device), **record_uncommitted(run_dir.path),
+                                           "world_size": world.size,
                                            **({"batched": batched} if batched else {})})
     wandb_run = start_wandb(cfg.logger, OmegaConf.to_container(cfg, resolve=True), run_dir.path,
                             run_dir.run_id(), [cfg.model.name, cfg.drop.kind, cfg.drop.mode],
