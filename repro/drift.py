@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-from repro.errors import ConfigError
+from repro.errors import ConfigError, refuse
 from repro.results import FINAL_KEYS, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,8 +95,9 @@ def replay(name: str, row: dict, entry: dict) -> None:
         got = run(compose_config(overrides), Path(tmp))
     differ = [k for k in FINAL_KEYS if k in got and k in row and row[k] is not None and got[k] != row[k]]
     if differ:
-        raise Drift(f"replaying {name}/{row['run']} on {row['hardware']} gives {differ[0]}={got[differ[0]]!r}, "
-                    f"committed {row[differ[0]]!r}: this machine does not reproduce that kind's runs; "
+        key = differ[0]
+        raise Drift(f"replaying {name}/{row['run']} on {row['hardware']} gives {key}={got[key]!r}, "
+                    f"committed {row[key]!r}: this machine does not reproduce that kind's runs; "
                     "do not add runs to its plan here")
 
 
@@ -131,7 +131,7 @@ def check_or_exit(kind: str, device: str = "cpu") -> None:
     try:
         state = guard(kind, device)
     except Drift as err:
-        sys.exit(print(f"error: {err}", file=sys.stderr) or 2)
+        refuse(err)
     print(f"drift guard: {kind}: golden fingerprints {state}"
           + (f" (commit {GOLDEN.relative_to(ROOT)})" if state == "recorded" else ""))
 

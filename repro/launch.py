@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from repro.figures import FIGURES, build
 from repro.ledger import LedgerConflict, collect
-from repro.plan import read_plan
+from repro.plan import read_plans
 from repro.provenance import hardware_kind, numerics
 from repro.results import read_csv
 from repro.rundir import RunDir
@@ -37,17 +37,22 @@ def drop_configs() -> dict:
 
 
 def planned(name: str, hardware: str | None = None) -> list[list[str]]:
-    """The grid points results/NAME's plan for `hardware` (default: its first plan) asks for,
-    seed by seed (each seed's arms together, so that pairs complete together): arm m (a method
-    kind/mode, or a grid point such as drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
-    plan = read_plan(RESULTS / name, hardware)
-    if plan is None:
+    """The grid points results/NAME's plans for `hardware` (default: its first plan's kind) ask
+    for, cell by cell (an experiment of cells has a plan per cell) and seed by seed (each seed's
+    arms together, so that pairs complete together): arm m (a method kind/mode, or a grid point
+    such as drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
+    first = next((p for p in read_plans(RESULTS / name) if hardware in (None, p["hardware"])), None)
+    if first is None:
         raise FileNotFoundError(f"results/{name} has no plan{f' for {hardware!r}' if hardware else ''}; "
                                 f"write one with python -m repro.plan {name} --write")
     drop = drop_configs()
-    arm = {m: m.split(",") if "=" in m else [f"drop={drop[m]}"] for m in plan["seeds"]}
-    return [[*arm[m], f"seed={seed}"] for seed in range(max(plan["seeds"].values()))
-            for m, n in plan["seeds"].items() if seed < n]
+    points = []
+    for plan in [p for p in read_plans(RESULTS / name) if p["hardware"] == first["hardware"]]:
+        cell = [f"{k}={v}" for k, v in (plan.get("cell") or {}).items()]
+        arm = {m: m.split(",") if "=" in m else [f"drop={drop[m]}"] for m in plan["seeds"]}
+        points += [sorted([*cell, *arm[m], f"seed={seed}"]) for seed in range(max(plan["seeds"].values()))
+                   for m, n in plan["seeds"].items() if seed < n]
+    return points
 
 
 def recorded(name: str, hardware: str) -> set:

@@ -24,15 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-from repro.claims import CLAIMS, CURVE_CLAIMS, Claim
+from repro.claims import CELL_CLAIMS, CELL_EXPERIMENTS, CLAIMS, CURVE_CLAIMS, NONE, Claim, cell_regime
+from repro.errors import ConfigError, refuse
 from repro.results import read_csv
-from repro.stats import paired_differences, sample_sd, seeds_needed
+from repro.stats import mean_ci, paired_differences, sample_sd, seeds_needed
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = "the final evaluation (after the last epoch); runs.csv columns"
+REGIME_RULE = ("the no-dropout pilot runs' train - test accuracy gap (train_full_acc - test_acc), mean and "
+               "95% t-interval: underfitting when its upper bound <= 3 pp, overfitting when its lower "
+               "bound >= 10 pp, else between; the claims follow from the regime (repro.claims.CELL_CLAIMS)")
 
 
 def method_key(method: tuple) -> str:
@@ -56,24 +59,47 @@ def plan_claim(claim: Claim, runs: list[dict], min_seeds: int) -> dict:
             "seeds": seeds_needed(sd, claim.margin / 2, min_seeds)}
 
 
+def in_cell(row: dict, cell: dict | None) -> bool:
+    return all(row.get(k) == v for k, v in (cell or {}).items())
+
+
+def cell_claims(pilot: list[dict]) -> tuple[tuple[Claim, ...], dict]:
+    """A cell's claims, chosen by its regime as its no-dropout pilot runs measure it."""
+    gaps = [r["train_full_acc"] - r["test_acc"] for r in pilot if (r["drop.kind"], r["drop.mode"]) == NONE]
+    gap, half, n = mean_ci(gaps)
+    if n < 2:
+        raise ValueError(f"the cell's regime needs at least 2 no-dropout pilot runs, it has {n}")
+    regime = cell_regime(gap, half)
+    return CELL_CLAIMS[regime], {"regime": regime, "gap": gap, "gap_half_width": half, "gap_seeds": n,
+                                 "rule": REGIME_RULE}
+
+
 def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int,
-              pilot_hardware: str | None = None) -> dict:
-    """The plan for experiment `name` on `hardware`, from the pilot rows of one hardware kind
-    (`pilot_hardware`, by default the plan's own)."""
-    if name not in CLAIMS:
-        raise ValueError(f"no claims are defined for {name!r}; known: {sorted(CLAIMS)} (repro/claims.py)")
+              pilot_hardware: str | None = None, cell: dict | None = None) -> dict:
+    """The plan for experiment `name` on `hardware` (in `cell`, for an experiment of cells), from
+    the pilot rows of one hardware kind (`pilot_hardware`, by default the plan's own)."""
+    if name not in CLAIMS and name not in CELL_EXPERIMENTS:
+        raise ValueError(f"no claims are defined for {name!r}; known: "
+                         f"{sorted([*CLAIMS, *CELL_EXPERIMENTS])} (repro/claims.py)")
+    if (name in CELL_EXPERIMENTS) != (cell is not None):
+        raise ValueError(f"{name} plans cell by cell: give --cell {'=...,'.join(CELL_EXPERIMENTS[name])}=..."
+                         if name in CELL_EXPERIMENTS else f"{name} has no cells: leave out --cell")
     source = pilot_hardware or hardware
-    pilot = [r for r in runs if r.get("hardware") == source]
+    pilot = [r for r in runs if r.get("hardware") == source and in_cell(r, cell)]
     if not pilot:
-        kinds = sorted({str(r.get("hardware")) for r in runs})
-        raise ValueError(f"no pilot runs on hardware {source!r}; the runs have {kinds}")
-    comparisons = [plan_claim(c, pilot, min_seeds) for c in CLAIMS[name]]
+        kinds = sorted({str(r.get("hardware")) for r in runs if in_cell(r, cell)})
+        raise ValueError(f"no pilot runs on hardware {source!r}{f' in cell {cell}' if cell else ''}; "
+                         f"the runs have {kinds}")
+    claims, regime = cell_claims(pilot) if cell else (CLAIMS[name], {})
+    comparisons = [plan_claim(c, pilot, min_seeds) for c in claims]
     seeds: dict = {}
     for c in comparisons:
         for method in (c["method"], c["baseline"]):
             seeds[method] = max(seeds.get(method, 0), c["seeds"])
     borrowed = {"pilot_hardware": source} if source != hardware else {}
-    return {"experiment": name, "hardware": hardware, **borrowed, "window": WINDOW, "min_seeds": min_seeds,
+    scope = {"cell": cell, **regime} if cell else {}
+    return {"experiment": name, "hardware": hardware, **scope, **borrowed, "window": WINDOW,
+            "min_seeds": min_seeds,
             "rule": "n = smallest n >= min_seeds with t(0.975, n-1) * pilot_sd / sqrt(n) <= margin / 2; "
                     "the pilot's seeds count toward n; verdicts use the first n seeds in seed order",
             "comparisons": comparisons, "seeds": dict(sorted(seeds.items()))}
@@ -97,9 +123,24 @@ def curve_plan(name: str, seeds: int, hardware: str) -> dict:
             "seeds": {arm: seeds for arm in ARMS[name]}}
 
 
-def plan_name(hardware: str) -> str:
-    """plan-<kind>.json: the kind in lower case, runs of other characters as one '-'."""
-    return "plan-" + re.sub(r"[^a-z0-9]+", "-", hardware.lower()).strip("-") + ".json"
+def plan_name(hardware: str, cell: dict | None = None) -> str:
+    """plan-<kind>[-<cell>].json: the kind (and the cell's key=value pairs) in lower case, runs of
+    other characters as one '-'."""
+    scope = hardware + "".join(f" {k}={v}" for k, v in (cell or {}).items())
+    return "plan-" + re.sub(r"[^a-z0-9]+", "-", scope.lower()).strip("-") + ".json"
+
+
+def parse_cell(text: str | None) -> dict | None:
+    """--cell 'model.embed_dim=48,data.train_subset=1000' -> {key: number or text}."""
+    if not text:
+        return None
+    cell = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--cell {text!r}: give key=value pairs separated by commas")
+        cell[key] = int(value) if value.lstrip("-").isdigit() else value
+    return cell
 
 
 def read_plans(folder: Path) -> list[dict]:
@@ -108,12 +149,12 @@ def read_plans(folder: Path) -> list[dict]:
     return [{**json.loads(p.read_text()), "file": p.name} for p in paths if p.is_file()]
 
 
-def read_plan(folder: Path, hardware: str | None = None) -> dict | None:
-    """The plan governing `hardware` in `folder`; without a kind, the folder's first plan."""
+def read_plan(folder: Path, hardware: str | None = None, cell: dict | None = None) -> dict | None:
+    """The plan governing `hardware` (in `cell`) in `folder`; without a kind, the folder's first."""
     plans = read_plans(folder)
     if hardware is None:
         return plans[0] if plans else None
-    return next((p for p in plans if p["hardware"] == hardware), None)
+    return next((p for p in plans if p["hardware"] == hardware and p.get("cell") == cell), None)
 
 
 def main():
@@ -126,6 +167,8 @@ def main():
                         "(default: --hardware); for a kind with no pilot of its own")
     parser.add_argument("--write", action="store_true", help="write results/NAME/plan.json")
     parser.add_argument("--seeds", type=int, help="seeds per arm, for curve claims (no pilot)")
+    parser.add_argument("--cell", help="the cell of an experiment of cells, e.g. "
+                        "model.embed_dim=48,data.train_subset=1000")
     args = parser.parse_args()
     if args.hardware is None:
         import torch
@@ -135,25 +178,28 @@ def main():
     folder = ROOT / "results" / args.name
     curves = args.name in CURVE_CLAIMS
     if curves != (args.seeds is not None):
-        sys.exit(f"error: {args.name} needs --seeds N (its claims have no margin)" if curves else
-                 f"error: --seeds is for curve experiments ({sorted(CURVE_CLAIMS)}); {args.name}'s "
-                 "seeds come from its pilot")
+        refuse(ConfigError(f"{args.name} needs --seeds N (its claims have no margin)" if curves else
+                           f"--seeds is for curve experiments ({sorted(CURVE_CLAIMS)}); {args.name}'s "
+                           "seeds come from its pilot"))
     if not curves and not (folder / "runs.csv").is_file():
-        sys.exit(f"error: {folder}/runs.csv does not exist; run and collect a pilot first")
+        refuse(ConfigError(f"{folder}/runs.csv does not exist; run and collect a pilot first"))
     try:
+        cell = parse_cell(args.cell)
         plan = (curve_plan(args.name, args.seeds, args.hardware) if curves else
                 make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds,
-                          args.pilot_hardware))
+                          args.pilot_hardware, cell))
     except ValueError as e:
-        sys.exit(f"error: {e}")
-    existing = read_plan(folder, args.hardware)
+        refuse(e)
+    existing = read_plan(folder, args.hardware, cell)
     if args.write and existing is not None:
-        sys.exit(f"error: {folder}/{existing['file']} already plans {args.hardware!r}: a committed plan "
-                 "is not rewritten; delete it by hand only if no run it governs has started")
+        refuse(ConfigError(f"{folder}/{existing['file']} already plans {args.hardware!r}"
+                           f"{f' in cell {cell}' if cell else ''}: a committed plan is not rewritten; "
+                           "delete it by hand only if no run it governs has started"))
     text = json.dumps(plan, indent=2) + "\n"
     if args.write:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / ("plan.json" if not read_plans(folder) else plan_name(args.hardware))).write_text(text)
+        first = not read_plans(folder) and cell is None
+        (folder / ("plan.json" if first else plan_name(args.hardware, cell))).write_text(text)
     print(text, end="")
 
 

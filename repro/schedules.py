@@ -128,11 +128,12 @@ class DropSchedule:
         """The schedule of drop config `drop`. It drives every site the model was built with
         (`max_rates`) at every step, also when its rates are 0 throughout (a cutoff of 0, a late
         cutoff at the end, a cutoff that rounds to 0 steps): those sites exist at the nominal rate
-        and must be set to 0, as the official code does. Only a nominal rate of 0 (the p = 0 arm
-        of a sweep) drives nothing: timm builds no drop path for it and every dropout is at 0."""
+        and must be set to 0, as the official code does; dropout at a rate of 0 too (the p = 0 arm
+        of a sweep: the MLP's own dropouts go to 0). Only stochastic depth at a rate of 0 drives
+        nothing: timm builds no drop path for it."""
         rates = (np.zeros(epochs * steps_per_epoch) if drop.kind == "none" else drop_schedule(
             drop.rate, epochs, steps_per_epoch, cutoff_epoch(drop, epochs), drop.mode, drop.schedule))
-        return cls(drop.kind if drop.kind != "none" and drop.rate > 0 else "none", rates)
+        return cls("none" if drop.kind == "drop_path" and drop.rate == 0 else drop.kind, rates)
 
     @staticmethod
     def max_rates(drop) -> dict:

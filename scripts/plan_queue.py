@@ -32,7 +32,7 @@ from repro.plan import read_plans
 
 def plans(only: str | None, hardware: str) -> list[str]:
     """The experiments whose committed plan governs `hardware` (asked for by --only: all must)."""
-    names = only.split(",") if only else sorted(p.parent.name for p in launch.RESULTS.glob("*/plan.json"))
+    names = only.split(",") if only else sorted({p.parent.name for p in launch.RESULTS.glob("*/plan*.json")})
     kinds = {n: [p["hardware"] for p in read_plans(launch.RESULTS / n)] for n in names}
     missing = [n for n in names if not kinds[n]]
     if missing:

@@ -44,9 +44,7 @@ CASES = [(arch, "none", "none") for arch in ARCH] + [
     (arch, kind, name) for arch in ARCH for kind in DROP_KINDS[arch] if kind != "none" for name in SCHEDULES]
 # A dropout schedule of rate 0 drives nothing (DropSchedule.from_config), so the MLP's dropouts keep
 # their model.hidden_dropout (0.2, 0.5) instead of the scheduled 0: left as found, reported.
-KNOWN = {("mlp", "dropout", "rate_0"): "the p = 0 arm leaves the MLP at model.hidden_dropout"}
-PARAMS = [pytest.param(*c, id="-".join(c), marks=[pytest.mark.xfail(reason=KNOWN[c], strict=True)]
-                       if c in KNOWN else []) for c in CASES]
+PARAMS = [pytest.param(*c, id="-".join(c)) for c in CASES]
 BLOCK = re.compile(r"((layers|stages)\.\d+\.)?blocks\.\d+")
 
 

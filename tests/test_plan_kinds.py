@@ -12,7 +12,7 @@ from repro.figures import FIGURES, GLANCE
 from repro.plan import make_plan, plan_name, read_plan, read_plans
 from repro.results import collect_dirs, write_csv
 from tests.conftest import load_script
-from tests.test_ledger import make
+from tests.test_ledger import OLD_CPU, make
 
 METHODS = [("none", "standard"), ("dropout", "early"), ("drop_path", "early"), ("dropout", "standard"),
            ("drop_path", "standard")]
@@ -60,17 +60,19 @@ def test_writing_plans_for_two_kinds_and_refusing_a_rewrite(tmp_path, monkeypatc
     assert read_plan(folder, "NVIDIA H100") is None
     assert [p["hardware"] for p in read_plans(folder)] == [here, "NVIDIA H200 (batched)"]
     before = (folder / "plan-nvidia-h200-batched.json").read_bytes()
-    with pytest.raises(SystemExit, match="plan-nvidia-h200-batched.json already plans"):
+    with pytest.raises(SystemExit) as refused:
         main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", here, "--min-seeds", "30")
+    assert refused.value.code == 2 and "plan-nvidia-h200-batched.json already plans" in capsys.readouterr().err
     assert (folder / "plan-nvidia-h200-batched.json").read_bytes() == before
-    with pytest.raises(SystemExit, match=f"plan.json already plans '{here}'"):
+    with pytest.raises(SystemExit) as refused:
         main()
+    assert refused.value.code == 2 and f"plan.json already plans '{here}'" in capsys.readouterr().err
 
 
-def two_plans(results, cpu_seeds=2, gpu_seeds=3):
+def two_plans(results, cpu_seeds=2, gpu_seeds=3, cpu="cpu"):
     folder = results / "early_regime"
     folder.mkdir(parents=True)
-    for name, kind, n in (("plan.json", "cpu", cpu_seeds), ("plan-gpu.json", "gpu", gpu_seeds)):
+    for name, kind, n in (("plan.json", cpu, cpu_seeds), ("plan-gpu.json", "gpu", gpu_seeds)):
         claim = CLAIMS["early_regime"][0]
         (folder / name).write_text(json.dumps({
             "experiment": "early_regime", "hardware": kind,
@@ -106,11 +108,11 @@ def test_each_kind_is_judged_by_its_own_plan_in_the_table_and_the_summary(tmp_pa
     for seed in range(4):
         make(src, f"gpu-none-{seed}", "none", seed, 0.80, "cuda:0", "gpu")
         make(src, f"gpu-early-{seed}", "dropout", seed, 0.81, "cuda:0", "gpu", mode="early")
-    out = two_plans(tmp_path / "results", cpu_seeds=2, gpu_seeds=3)
+    out = two_plans(tmp_path / "results", cpu_seeds=2, gpu_seeds=3, cpu=OLD_CPU)
     runs, curves, _ = collect_dirs(src)
     text = "\n".join(FIGURES["early_regime"](runs, curves, out))
     cpu, gpu = text.split("Runs on gpu:")
-    assert "Pre-registered verdicts (plan.json, hardware cpu;" in cpu
+    assert f"Pre-registered verdicts (plan.json, hardware {OLD_CPU};" in cpu
     assert "| early dropout raises test accuracy | test_acc | 0.40 | 3 / 2 | 1.50 ± 6.35 |" in cpu
     assert "Pre-registered verdicts (plan-gpu.json, hardware gpu;" in gpu
     assert ("| early dropout raises test accuracy | test_acc | 0.40 | 4 / 3 | 1.00 ± 0.00 | **reproduced** "
@@ -119,5 +121,5 @@ def test_each_kind_is_judged_by_its_own_plan_in_the_table_and_the_summary(tmp_pa
     claim = CLAIMS["early_regime"][0].text
     first = [(r["hardware"], r["seeds"], r["verdict"]) for r in rows if r["claim"] == claim]
     wide = "inconclusive at the planned seeds (interval wider than planned)"
-    assert first == [("cpu", "3 / 2 planned", wide),
+    assert first == [(OLD_CPU, "3 / 2 planned", wide),
                      ("gpu", "4 / 3 planned", "reproduced")]

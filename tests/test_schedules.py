@@ -128,5 +128,7 @@ def test_drop_schedule_is_the_one_place_rates_are_worked_out():
     drop.cutoff_epoch = 1.0                                # an explicit cutoff epoch wins
     assert np.count_nonzero(DropSchedule.from_config(drop, 4, 10).rates) == 9    # linspace ends at 0
     assert DropSchedule.max_rates(drop) == {"dropout": 0.3, "drop_path": 0.0}
-    drop.rate = 0.0                                        # p = 0 throughout drives nothing
+    drop.rate = 0.0                                        # dropout at p = 0: every site driven to 0
+    assert DropSchedule.from_config(drop, 4, 10).kind == "dropout"
+    drop.kind = "drop_path"                                # s.d. at r = 0: timm builds no site to drive
     assert DropSchedule.from_config(drop, 4, 10).kind == "none"

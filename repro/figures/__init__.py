@@ -8,7 +8,7 @@ from pathlib import Path
 
 import matplotlib
 
-from repro.figures import ablation, dynamics, regime_map, regimes, search
+from repro.figures import ablation, cells, dynamics, regime_map, regimes, search
 from repro.results import read_csv
 
 FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
@@ -17,11 +17,11 @@ FIGURES = {"dynamics": dynamics.make, "dynamics_drop_path": dynamics.make,
            "early_regime_long": regimes.early_long, "regime_map_steps": regime_map.make,
            "ablation_cutoff": ablation.cutoff, "ablation_rate": ablation.rate,
            "ablation_schedule": ablation.schedule, "regime_map": regime_map.make,
-           "late_regime_search": search.make}
+           "late_regime_search": search.make, "regime_study": cells.make}
 
 # Each results folder's claims as summary rows (claim, verdict, effect, seeds, hardware), in the
 # order results/README.md lists them.
-GLANCE = {"early_regime": partial(regimes.glance, regimes.EARLY),
+GLANCE = {"regime_study": cells.glance, "early_regime": partial(regimes.glance, regimes.EARLY),
           "early_regime_long": partial(regimes.glance, regimes.EARLY_LONG),
           "late_regime": partial(regimes.glance, regimes.LATE),
           "late_regime_search": search.glance,

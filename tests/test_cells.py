@@ -1,0 +1,145 @@
+"""Claims scoped to a cell (experiment regime_study): the regime rule at its boundaries, a plan per
+cell whose claims follow from the cell's measured regime, the queue's grid points per cell, the
+per-cell table, glance rows and cost table, against hand-computed values."""
+import json
+
+import pytest
+
+from repro import launch, plan
+from repro.claims import CELL_CLAIMS, cell_regime
+from repro.figures import FIGURES, GLANCE
+from repro.plan import make_plan, plan_name, read_plan
+from repro.results import write_csv
+
+KIND = "cpu AVX512 torch 2.14.1+cu130"
+OVER, UNDER = (48, 1000), (48, 60000)
+ARMS = {"none": ("none", "standard"), "dropout": ("dropout", "standard"),
+        "drop_path": ("drop_path", "standard"),
+        "early_dropout": ("dropout", "early"), "early_drop_path": ("drop_path", "early"),
+        "late_dropout": ("dropout", "late"), "late_drop_path": ("drop_path", "late")}
+
+
+@pytest.mark.parametrize("gap,half,regime", [
+    (0.020, 0.0099, "underfitting"), (0.020, 0.0101, "between"), (0.0, 0.0, "underfitting"),
+    (0.120, 0.0199, "overfitting"), (0.120, 0.0201, "between"), (0.25, 0.02, "overfitting"),
+    (0.06, 0.01, "between")])
+def test_the_regime_of_a_cell_by_its_gap_interval(gap, half, regime):
+    assert cell_regime(gap, half) == regime
+
+
+def row(cell, arm, seed, test, train):
+    kind, mode = ARMS[arm]
+    return {"run": f"data.train_subset={cell[1]},drop={arm},model.embed_dim={cell[0]},seed={seed}",
+            "seed": seed, "model.embed_dim": cell[0], "data.train_subset": cell[1], "drop.kind": kind,
+            "drop.mode": mode, "test_acc": test, "train_full_acc": train, "train_full_loss": 1 - train,
+            "hardware": KIND}
+
+
+def pilot():
+    """Overfitting cell: no dropout trains to 100% and tests 74-76% (gap 25 ± 2.48 pp); each arm
+    adds its own constant, so the paired differences are exact. Underfitting: gap 1 pp exactly."""
+    rows = []
+    for seed, base in enumerate((0.74, 0.75, 0.76)):
+        for arm, gain in (("none", 0), ("dropout", 0.02), ("drop_path", 0.01), ("early_dropout", 0.0),
+                          ("early_drop_path", -0.01), ("late_dropout", 0.025 + 0.001 * seed),
+                          ("late_drop_path", 0.01 + 0.002 * seed)):
+            rows.append(row(OVER, arm, seed, base + gain, 1.0))
+        for arm, gain in (("none", 0), ("dropout", -0.02), ("drop_path", -0.01),
+                          ("early_dropout", 0.001 * seed), ("early_drop_path", 0.0)):
+            rows.append(row(UNDER, arm, seed, 0.85 + gain - 0.01 * seed, 0.86 + gain - 0.01 * seed))
+    return rows
+
+
+def test_a_plan_per_cell_claims_what_the_cells_regime_calls_for(tmp_path):
+    runs = pilot()
+    over = make_plan("regime_study", runs, KIND, 8, cell={"model.embed_dim": 48, "data.train_subset": 1000})
+    under = make_plan("regime_study", runs, KIND, 8, cell={"model.embed_dim": 48, "data.train_subset": 60000})
+    assert over["regime"] == "overfitting" and over["gap"] == pytest.approx(0.25)
+    assert over["gap_half_width"] == pytest.approx(4.303 * 0.01 / 3 ** 0.5) and over["gap_seeds"] == 3
+    assert [c["claim"] for c in over["comparisons"]] == [c.text for c in CELL_CLAIMS["overfitting"]]
+    assert under["regime"] == "underfitting" and under["gap"] == pytest.approx(0.01)
+    assert [c["claim"] for c in under["comparisons"]] == [c.text for c in CELL_CLAIMS["underfitting"]]
+    late = next(c for c in over["comparisons"] if c["claim"].startswith("late dropout"))
+    assert (late["method"], late["baseline"]) == ("dropout/late", "dropout/standard")
+    assert late["pilot_sd"] == pytest.approx(0.001) and "borrowed" in late["source"]
+    assert over["seeds"]["dropout/late"] >= 8 and "none/standard" in over["seeds"]
+    with pytest.raises(ValueError, match="plans cell by cell"):
+        make_plan("regime_study", runs, KIND, 8)
+    with pytest.raises(ValueError, match="no pilot runs .* in cell"):
+        make_plan("regime_study", runs, KIND, 8, cell={"model.embed_dim": 96, "data.train_subset": 1000})
+    assert plan_name(KIND, {"model.embed_dim": 48, "data.train_subset": 1000}) == \
+        "plan-cpu-avx512-torch-2-14-1-cu130-model-embed-dim-48-data-train-subset-1000.json"
+
+
+def write_plans(results, runs):
+    folder = results / "regime_study"
+    folder.mkdir(parents=True)
+    write_csv(runs, folder / "runs.csv")
+    for cell in (OVER, UNDER):
+        scope = {"model.embed_dim": cell[0], "data.train_subset": cell[1]}
+        p = make_plan("regime_study", runs, KIND, 3, cell=scope)
+        for c in p["comparisons"]:                  # the late dropout claim plans 3 seeds, the others 2
+            c["seeds"] = 3 if c["method"] == "dropout/late" else 2
+        p["seeds"] = {m: max(c["seeds"] for c in p["comparisons"] if m in (c["method"], c["baseline"]))
+                      for m in p["seeds"]}
+        (folder / plan_name(KIND, scope)).write_text(json.dumps(p))
+    return folder
+
+
+def test_the_plan_cli_writes_one_file_per_cell_and_refuses_a_rewrite(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "results" / "regime_study"
+    folder.mkdir(parents=True)
+    write_csv(pilot(), folder / "runs.csv")
+    monkeypatch.setattr(plan, "ROOT", tmp_path)
+
+    def main(*args):
+        monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--hardware", KIND, *args, "--write"])
+        plan.main()
+    main("--cell", "model.embed_dim=48,data.train_subset=1000")
+    main("--cell", "model.embed_dim=48,data.train_subset=60000")
+    assert not (folder / "plan.json").exists()
+    under = read_plan(folder, KIND, {"model.embed_dim": 48, "data.train_subset": 60000})
+    assert under["regime"] == "underfitting"
+    for args, message in ((("--cell", "model.embed_dim=48,data.train_subset=1000"), "already plans"),
+                          ((), "plans cell by cell"), (("--cell", "model.embed_dim"), "key=value")):
+        with pytest.raises(SystemExit) as refused:
+            main(*args)
+        assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_queue_runs_every_cells_plan_seed_by_seed(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch, "RESULTS", tmp_path)
+    write_plans(tmp_path, pilot())
+    points = launch.planned("regime_study", KIND)
+    over = [p for p in points if "data.train_subset=1000" in p]
+    assert len(over) == 2 * 7 + 2 and len(points) - len(over) == 2 * 5     # seed 2: the late pair only
+    assert {p[-1] for p in over[:7]} == {"seed=0"} and len({p[1] for p in over[:7]}) == 7
+    assert [p[1:] for p in over[-2:]] == [["drop=late_dropout", "model.embed_dim=48", "seed=2"],
+                                          ["drop=dropout", "model.embed_dim=48", "seed=2"]]
+    assert over[0][0] == "data.train_subset=1000" and over[0] == sorted(over[0])
+    assert launch.run_dir("regime_study", over[0]).name == ",".join(over[0])   # the sweep's folder
+
+
+def test_the_tables_judge_each_cell_by_its_own_plan(tmp_path):
+    runs = pilot()
+    folder = write_plans(tmp_path, runs)
+    (folder / "collection.json").write_text(json.dumps({"runs": [
+        {"run": r["run"], "hardware": KIND, "wall_s_last_launch": 100.0 + 10 * r["seed"]} for r in runs]}))
+    text = "\n".join(FIGURES["regime_study"](runs, [], folder))
+    over, under = text.split("## model.embed_dim=48, data.train_subset=60000")
+    assert "No-dropout train - test gap: 25.00 ± 2.48 pp over 3 seeds: overfitting" in over
+    # late dropout - standard dropout: +0.5, +0.6, +0.7 pp, planned 3 seeds: 0.60 ± 0.25, reproduced
+    assert ("| late dropout raises test accuracy over standard dropout | test_acc | 0.70 | 3 / 3 | "
+            "0.60 ± 0.25 | **reproduced** | - |") in over
+    assert "| early dropout raises test accuracy | test_acc | 0.40 | 3 / 2 |" in over
+    assert "standard dropout hurts an underfitting model" in under
+    assert "late dropout raises" not in under
+    rows = GLANCE["regime_study"](runs, [], folder)
+    assert [r["claim"] for r in rows if r["verdict"] == "reproduced"][0] == \
+        "standard dropout raises test accuracy of an overfitting model [48 x 1000, overfitting]"
+    cost = (folder / "cost.md").read_text()
+    assert f"| {KIND} | 48 x 1000 | none | 3 | 110 |" in cost
+    over_plan = read_plan(folder, KIND, {"model.embed_dim": 48, "data.train_subset": 1000})
+    runs_planned = sum(over_plan["seeds"].values())
+    assert f"| overfitting | {runs_planned} | 110 | {runs_planned * 110 / 3600:.1f} |" in cost
+    assert (folder / "regime_study.png").is_file()
