@@ -157,6 +157,25 @@ def read_plan(folder: Path, hardware: str | None = None, cell: dict | None = Non
     return next((p for p in plans if p["hardware"] == hardware and p.get("cell") == cell), None)
 
 
+def mirror(name: str, folder: Path, pilot_kind: str, hardware: str) -> list[tuple[str, dict]]:
+    """Plans for `hardware` mirroring each of `pilot_kind`'s plans in `folder` (cell by cell) that
+    `hardware` lacks: the same pilot seeds, rows and min_seeds, borrowed. A pure function of the
+    committed pilot, so a GPU window can write them on a machine whose exact kind is known only
+    there, and they are what committing them beforehand would have been."""
+    runs = read_csv(folder / "runs.csv")
+    made = []
+    for plan in read_plans(folder):
+        if plan["hardware"] != pilot_kind or read_plan(folder, hardware, plan.get("cell")):
+            continue
+        source = plan.get("pilot_hardware", pilot_kind)
+        pilot = {(m, s) for c in plan["comparisons"] for m in (c["method"], c["baseline"])
+                 for s in c["pilot_seeds"]}
+        rows = [r for r in runs if (f"{r['drop.kind']}/{r['drop.mode']}", r["seed"]) in pilot]
+        made.append((plan_name(hardware, plan.get("cell")),
+                     make_plan(name, rows, hardware, plan["min_seeds"], source, plan.get("cell"))))
+    return made
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the experiment (its results folder holds the pilot runs.csv)")
@@ -169,6 +188,8 @@ def main():
     parser.add_argument("--seeds", type=int, help="seeds per arm, for curve claims (no pilot)")
     parser.add_argument("--cell", help="the cell of an experiment of cells, e.g. "
                         "model.embed_dim=48,data.train_subset=1000")
+    parser.add_argument("--mirror", metavar="PILOT_KIND", help="write, for --hardware, every plan of "
+                        "PILOT_KIND it lacks (all cells), from the same pilot seeds")
     args = parser.parse_args()
     if args.hardware is None:
         import torch
@@ -176,6 +197,16 @@ def main():
         from repro.provenance import hardware_kind, numerics
         args.hardware = hardware_kind(numerics(torch.device("cpu")))
     folder = ROOT / "results" / args.name
+    if args.mirror:
+        try:
+            made = mirror(args.name, folder, args.mirror, args.hardware)
+        except (ValueError, FileNotFoundError) as e:
+            refuse(e)
+        for file, plan in made:
+            if args.write:
+                (folder / file).write_text(json.dumps(plan, indent=2) + "\n")
+            print(f"{'wrote' if args.write else 'would write'} {folder / file}")
+        return
     curves = args.name in CURVE_CLAIMS
     if curves != (args.seeds is not None):
         refuse(ConfigError(f"{args.name} needs --seeds N (its claims have no margin)" if curves else
