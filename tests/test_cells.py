@@ -131,7 +131,8 @@ def test_the_tables_judge_each_cell_by_its_own_plan(tmp_path):
     # late dropout - standard dropout: +0.5, +0.6, +0.7 pp, planned 3 seeds: 0.60 ± 0.25, reproduced
     late = next(line for line in over.splitlines() if line.startswith("| late dropout raises test accuracy"))
     assert "0.60 ± 0.25" in late and "**reproduced**" in late
-    assert "| early dropout raises test accuracy | test_acc | 0.40 | 3 / 2 |" in over
+    early = next(line for line in over.splitlines() if line.startswith("| early dropout raises test accuracy"))
+    assert "0.40" in early and "3" in early.split("|")[4] and "2" in early.split("|")[4]     # run 3, planned 2
     assert "standard dropout hurts an underfitting model" in under
     assert "late dropout raises" not in under
     rows = GLANCE["regime_study"](runs, [], folder)
