@@ -2,7 +2,9 @@
 holds the run's messages.
 
 One JSON line per event (`train`, `eval`, ...) with its optimizer step. A W&B failure never stops
-training: it is reported once and the mirror switches itself off.
+training: it is reported once and the mirror switches itself off. Each W&B run carries what
+results/ groups by (`grouping`: experiment, cell, arm, seed, plan file, numerics kind) as config
+keys `grouping.*` and as tags `key:value`, so a dashboard groups like the tables.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 MESSAGES = logging.getLogger("repro")
 
 
@@ -98,6 +101,28 @@ class MetricsLog:
                 self.mirror_failed(err)
 
 
+def grouping(config: dict, run_dir: Path) -> dict:
+    """What results/ groups a run by: its experiment, cell (an experiment of cells' keys,
+    repro.claims.CELL_EXPERIMENTS), arm (drop kind/mode and rate), seed, the plan file that governs
+    it (results/NAME/plan*.json for its kind and cell, when its arm and seed are in the plan; else
+    'unplanned') and numerics kind (repro.provenance.hardware_kind, from the run's provenance.json)."""
+    from repro.claims import CELL_EXPERIMENTS
+    from repro.plan import read_plan
+    from repro.provenance import hardware_kind
+    flat, name = flatten(config), config.get("name")
+    cell = {key: flat.get(key) for key in CELL_EXPERIMENTS.get(name, ())}
+    record = run_dir / "provenance.json"
+    kind = hardware_kind(json.loads(record.read_text())) if record.is_file() else "unknown"
+    drop = {k: flat.get(f"drop.{k}") for k in ("kind", "mode", "rate")}
+    plan = read_plan(RESULTS / str(name), kind, cell or None)
+    arms = (f"{drop['kind']}/{drop['mode']}", f"drop.rate={drop['rate']}")
+    seeds = max([n for arm, n in (plan or {}).get("seeds", {}).items() if arm in arms], default=0)
+    return {"experiment": name, "cell": ",".join(f"{k}={v}" for k, v in cell.items()) or "-",
+            "arm": f"{drop['kind']}/{drop['mode']} rate {drop['rate']}", "seed": flat.get("seed"),
+            "plan": plan["file"] if plan and flat.get("seed", 0) < seeds else "unplanned",
+            "numerics": kind}
+
+
 def start_wandb(cfg_logger, config: dict, run_dir: Path, run_id: str, tags: list[str],
                 reinit: str = "finish_previous"):
     """An offline / online W&B run for this run directory, or None (disabled, or it failed).
@@ -109,9 +134,11 @@ def start_wandb(cfg_logger, config: dict, run_dir: Path, run_id: str, tags: list
     earlier = list((run_dir / "wandb").glob("offline-run-*")) if cfg_logger.mode == "offline" else []
     try:
         import wandb
+        groups = grouping(config, run_dir)
+        tags = [*tags, *(f"{k}:{v}"[:64] for k, v in groups.items())]       # W&B's tag limit: 64
         run = wandb.init(
-            project=cfg_logger.project, entity=cfg_logger.get("entity"),
-            group=cfg_logger.get("group"), tags=tags, config=flatten(config),
+            project=cfg_logger.project, entity=cfg_logger.get("entity"), group=cfg_logger.get("group"),
+            tags=tags, config={**flatten(config), **flatten({"grouping": groups})},
             name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir),
             mode=cfg_logger.mode, reinit=reinit)
     except Exception as err:

@@ -1,0 +1,44 @@
+"""A run's W&B record carries what results/ groups by (experiment, cell, arm, seed, plan file,
+numerics kind), as config and as tags: read back from the offline run file."""
+import json
+
+from wandb_history import records
+
+from repro import logger
+from repro.provenance import hardware_kind
+from repro.run import run
+
+
+def offline_run(run_dir) -> tuple[dict, list[str]]:
+    """The config and tags of the run's offline W&B record."""
+    [offline] = (run_dir / "wandb").glob("offline-run-*")
+    config, tags = {}, []
+    for record in records(next(offline.glob("run-*.wandb"))):
+        if record.WhichOneof("record_type") == "run":
+            config.update({item.key: json.loads(item.value_json) for item in record.run.config.update})
+            tags = list(record.run.tags)
+    return config, tags
+
+
+def test_a_runs_wandb_record_groups_like_the_tables(tiny_cfg, tmp_path, monkeypatch):
+    cfg = tiny_cfg("logger=wandb", "logger.mode=offline", "name=regime_study", "drop=early_dropout",
+                   "seed=1")
+    cell = {"model.embed_dim": 32, "data.train_subset": cfg.data.train_subset}
+    first = run(cfg, tmp_path / "unplanned")
+    assert "test_acc" in first
+    kind = hardware_kind(json.loads((tmp_path / "unplanned" / "provenance.json").read_text()))
+    plan = {"experiment": "regime_study", "hardware": kind, "cell": cell, "comparisons": [],
+            "seeds": {"dropout/early": 2, "none/standard": 2}}
+    (tmp_path / "results" / "regime_study").mkdir(parents=True)
+    (tmp_path / "results" / "regime_study" / "plan-x.json").write_text(json.dumps(plan))
+    monkeypatch.setattr(logger, "RESULTS", tmp_path / "results")
+    run(cfg, tmp_path / "planned")
+    expected = {"experiment": "regime_study", "seed": 1, "numerics": kind,
+                "cell": f"model.embed_dim=32,data.train_subset={cell['data.train_subset']}",
+                "arm": f"dropout/early rate {cfg.drop.rate}"}
+    for folder, plan_file in (("unplanned", "unplanned"), ("planned", "plan-x.json")):
+        config, tags = offline_run(tmp_path / folder)
+        groups = {k.removeprefix("grouping."): v for k, v in config.items() if k.startswith("grouping.")}
+        assert groups == {**expected, "plan": plan_file}
+        assert {f"{k}:{v}" for k, v in groups.items()} <= set(tags)
+        assert config["drop.kind"] == "dropout"            # the whole config, flattened, as before
