@@ -42,6 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
+def peak_flops(device) -> float | None:
+    """The dense bf16 peak of `device` (FLOP/s); None off the GPUs listed in PEAK_BF16."""
+    if device.type != "cuda":
+        return None
+    return next((v for k, v in PEAK_BF16.items() if k in torch.cuda.get_device_name(device)), None)
+
+
 def sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -162,8 +169,7 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
     ips, spread = images_per_s(variants, images, args.reps, device, settle=args.dataloader * args.settle)
     pipeline = ips.pop("data_pipeline_alone")
     flops = train_flops(copy.deepcopy(bare_model), *batches[0]) / b      # per image
-    peak = next((v for k, v in PEAK_BF16.items() if k in torch.cuda.get_device_name(device)), None) \
-        if device.type == "cuda" else None
+    peak = peak_flops(device)
     result = {"model": name, "batch_size": b, "img_size": cfg.data.img_size, "img_per_s": ips,
               "img_per_s_range": spread,
               "step_ms": {k: 1000 * b / v for k, v in ips.items()},

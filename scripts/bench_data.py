@@ -11,6 +11,7 @@ Writes results/bench/bench_data_<hardware>_torch<version>.json (repro.provenance
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
 import time
 from pathlib import Path
@@ -27,16 +28,24 @@ from repro.train import compose_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def generate(root: Path, images: int, classes: int, size: int = 320) -> None:
-    """A train/val ImageFolder tree of random-content JPEGs (about ImageNet's mean file size)."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", images), ("val", max(classes, images // 10))):
-        for i in range(n):
-            folder = root / split / f"c{i % classes:03d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            base = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
-            img = Image.fromarray(base).resize((size, size - size // 4), Image.BILINEAR)
-            img.save(folder / f"{i}.JPEG", quality=90)
+def write_jpeg(path: Path, shape: tuple[int, int], seed: int) -> None:
+    """A random-content JPEG of `shape` (width, height): blocks of noise, smoothed by upscaling."""
+    base = np.random.default_rng(seed).integers(0, 256, (shape[1] // 8, shape[0] // 8, 3), dtype=np.uint8)
+    Image.fromarray(base).resize(shape, Image.BILINEAR).save(path, quality=90)
+
+
+def generate(root: Path, images: int, classes: int, shape: tuple[int, int] = (320, 240),
+             workers: int = 1) -> None:
+    """A train/val ImageFolder tree of random-content JPEGs (about ImageNet's mean file size),
+    written by `workers` processes; image i of a split is the same whatever the worker count."""
+    jobs = []
+    for split, n, first_seed in (("train", images, 0), ("val", max(classes, images // 10), images)):
+        for c in range(classes):
+            (root / split / f"c{c:03d}").mkdir(parents=True, exist_ok=True)
+        jobs += [(root / split / f"c{i % classes:03d}" / f"{i}.JPEG", tuple(shape), first_seed + i)
+                 for i in range(n)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool.starmap(write_jpeg, jobs, chunksize=64)
 
 
 def throughput(cfg, batches: int) -> float:

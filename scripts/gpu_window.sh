@@ -13,23 +13,23 @@
 set -u
 OUT_DIR=$1; export REPRO_COMMIT=$2 PYTHONUNBUFFERED=1
 QUEUE_S=${3:-300}; K=${4:-41}; JOBS=${5:-9}; GRIDS=${6:-}; GRID_S=${7:-0}; GRID_JOBS=${8:-6}
-T0=$(date +%s); say() { echo "[t=$(( $(date +%s) - T0 )) s] $*"; }
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    .whl/*.whl || exit 3
-export PYTHONPATH=/tmp/site:$PWD
-mkdir -p /usr/share/datasets && cp -r .gpu_data/fashion-mnist /usr/share/datasets/
+source "$(dirname "$0")/gpu_lib.sh"           # say, install_carried, track, end_tracked
+trap 'end_tracked 10' EXIT                     # what this window started, and nothing else
+install_carried || exit 3
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 say "queue: ${QUEUE_S} s, ${JOBS} processes of up to ${K} seeds"
-timeout -k 10 "$QUEUE_S" python3 scripts/plan_queue.py --budget $(( QUEUE_S - 15 )) --gpus --batched "$K" \
-    --jobs "$JOBS" --default-estimate 60 > "$OUT_DIR/queue.log" 2>&1 &
-QUEUE=$!
+track timeout -k 10 "$QUEUE_S" python3 scripts/plan_queue.py --budget $(( QUEUE_S - 15 )) --gpus \
+    --batched "$K" --jobs "$JOBS" --default-estimate 60 > "$OUT_DIR/queue.log" 2>&1
+QUEUE=$TRACKED_LAST
 if [ -n "$GRIDS" ]; then
     sleep 20                                  # the queue's processes start first
     say "grids $GRIDS: ${GRID_S} s"
-    timeout -k 10 "$GRID_S" python3 scripts/sweep.py "$GRIDS" --gpus --jobs "$GRID_JOBS" > "$OUT_DIR/sweep.log" 2>&1
+    track timeout -k 10 "$GRID_S" python3 scripts/sweep.py "$GRIDS" --gpus --jobs "$GRID_JOBS" \
+        > "$OUT_DIR/sweep.log" 2>&1
+    wait "$TRACKED_LAST"
 fi
 wait $QUEUE; say "queue stopped"
-pkill -f repro.train; sleep 3                 # a grid's orphans: their checkpoints stay, resumable
+end_tracked 10    # the runs the queue and the grids left (SIGTERM: they checkpoint, resumable); by group id
 tar czf "$OUT_DIR/results.tgz" results        # the tables every finished run was recorded in
 tar czf "$OUT_DIR/multirun.tgz" --exclude='*.pt' --exclude=wandb multirun
 ls -la "$OUT_DIR"; say done
