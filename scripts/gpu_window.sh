@@ -6,18 +6,28 @@
 #
 #   bash scripts/gpu_window.sh OUT_DIR COMMIT [QUEUE_S=300] [SEEDS_PER_JOB=41] [JOBS=9] [GRIDS] [GRID_S] [GRID_JOBS=6]
 #
+# MIRROR="regime_study,..." with MIRROR_FROM="<pilot kind>": first write this GPU's batched kind's
+# plans of those experiments, borrowed cell by cell from that kind's committed pilot
+# (python -m repro.plan NAME --mirror KIND: a pure function of the committed pilot), so that
+# the queue runs them although the machine's exact kind (its torch build) is known only here.
+#
 # Carried beside the tree: .whl/ (hydra-core, omegaconf, antlr4-python3-runtime wheels: the
 # machine's image lacks them) and .gpu_data/fashion-mnist/ (the four IDX .gz files). COMMIT is
 # recorded as each run's commit (REPRO_COMMIT: the copy there has no .git). GRIDS: experiments
 # to sweep as single runs beside the queue for GRID_S seconds (e.g. late_regime_search).
 set -u
+MIRROR=${MIRROR:-}; MIRROR_FROM=${MIRROR_FROM:-}
 OUT_DIR=$1; export REPRO_COMMIT=$2 PYTHONUNBUFFERED=1
 QUEUE_S=${3:-300}; K=${4:-41}; JOBS=${5:-9}; GRIDS=${6:-}; GRID_S=${7:-0}; GRID_JOBS=${8:-6}
 source "$(dirname "$0")/gpu_lib.sh"           # say, install_carried, track, end_tracked
 trap 'end_tracked 10' EXIT                     # what this window started, and nothing else
 install_carried || exit 3
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-say "queue: ${QUEUE_S} s, ${JOBS} processes of up to ${K} seeds"
+KIND=$(python3 -c "from repro.launch import hardware_here; print(hardware_here(['0'], True))")
+for name in ${MIRROR//,/ }; do
+    python3 -m repro.plan "$name" --mirror "$MIRROR_FROM" --hardware "$KIND" --write
+done
+say "queue: ${QUEUE_S} s, ${JOBS} processes of up to ${K} seeds, kind $KIND"
 track timeout -k 10 "$QUEUE_S" python3 scripts/plan_queue.py --budget $(( QUEUE_S - 15 )) --gpus \
     --batched "$K" --jobs "$JOBS" --default-estimate 60 > "$OUT_DIR/queue.log" 2>&1
 QUEUE=$TRACKED_LAST
