@@ -1,5 +1,6 @@
 """The paper's claims as testable comparisons: which method against which baseline, on which
-metric, in which direction, and the margin (the paper's own effect size, docs/paper.md section 5)."""
+metric, in which direction, and the margin: the paper's own effect size (docs/paper.md section 5)
+where it publishes one for the comparison, else ours (`ours`, with the reason in `source`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,18 @@ class Claim:
     metric: str              # a runs.csv column
     sign: int                # +1: the paper says method > baseline; -1: method < baseline
     margin: float            # in the metric's own units (test_acc is a fraction)
-    source: str              # where the margin comes from
+    source: str              # where the margin comes from: the paper's table, or why ours
+    ours: bool = False       # the margin is ours: the paper gives no size for this comparison
+
+    @property
+    def whose(self) -> str:
+        """Whose margin: "the paper's" (its table in `source`) or "ours" (why in `source`)."""
+        return "ours" if self.ours else "the paper's"
+
+    @property
+    def margin_note(self) -> str:
+        """Whose margin and where it comes from, as the tables print it."""
+        return self.source if self.source.startswith(self.whose) else f"{self.whose}, {self.source}"
 
     @property
     def key(self) -> str:
@@ -34,9 +46,9 @@ EARLY = (
     Claim("early s.d. raises test accuracy", EARLY_DROP_PATH, NONE, "test_acc", +1, 0.005,
           f"{TABLE1}: 74.4 - 73.9"),
     Claim("early dropout lowers the final training loss", EARLY_DROPOUT, NONE, "train_full_loss", -1,
-          0.005, OURS_LOSS),
+          0.005, OURS_LOSS, ours=True),
     Claim("early s.d. lowers the final training loss", EARLY_DROP_PATH, NONE, "train_full_loss", -1,
-          0.005, OURS_LOSS),
+          0.005, OURS_LOSS, ours=True),
     Claim("standard dropout hurts an underfitting model", DROPOUT, NONE, "test_acc", -1, 0.060,
           f"{TABLE1}: 67.9 - 73.9"),
     Claim("standard s.d. hurts an underfitting model", DROP_PATH, NONE, "test_acc", -1, 0.013,
@@ -47,10 +59,10 @@ LATE = (
     Claim("late s.d. raises test accuracy over standard s.d.", LATE_DROP_PATH, DROP_PATH, "test_acc",
           +1, 0.007, "ViT-B/16, ImageNet-1K (section 5: 81.6 standard s.d. -> 82.3 late s.d.)"),
     Claim("late s.d. raises test accuracy over no s.d.", LATE_DROP_PATH, NONE, "test_acc", +1, 0.007,
-          "as above (no published no-s.d. ViT-B/16 number)"),
+          "as above (no published no-s.d. ViT-B/16 number)", ours=True),
     Claim("standard s.d. raises test accuracy of an overfitting model", DROP_PATH, NONE, "test_acc",
           +1, 0.007, "the late regime's premise; margin taken as the late s.d. gain (no published "
-          "no-s.d. ViT-B/16 number)"),
+          "no-s.d. ViT-B/16 number)", ours=True),
 )
 
 
@@ -71,13 +83,13 @@ LATE_SD = "ViT-B/16, ImageNet-1K (section 5: 81.6 standard s.d. -> 82.3 late s.d
 BORROWED = f"borrowed from late s.d.'s gain, {LATE_SD}: the paper publishes no number for this comparison"
 REGULARIZES = (
     Claim("standard dropout raises test accuracy of an overfitting model", DROPOUT, NONE, "test_acc", +1,
-          0.007, f"the late claims' premise; margin {BORROWED}"),
+          0.007, f"the late claims' premise; margin {BORROWED}", ours=True),
     Claim("standard s.d. raises test accuracy of an overfitting model", DROP_PATH, NONE, "test_acc", +1,
-          0.007, f"the late claims' premise; margin {BORROWED}"),
+          0.007, f"the late claims' premise; margin {BORROWED}", ours=True),
 )
 LATE_CELL = (
     Claim("late dropout raises test accuracy over standard dropout", LATE_DROPOUT, DROPOUT, "test_acc",
-          +1, 0.007, BORROWED),
+          +1, 0.007, BORROWED, ours=True),
     Claim("late s.d. raises test accuracy over standard s.d.", LATE_DROP_PATH, DROP_PATH, "test_acc",
           +1, 0.007, LATE_SD),
 )

@@ -1,16 +1,17 @@
-"""Paired statistics over seeds and the pre-registered verdict rule.
+"""Paired statistics over seeds and the verdict rule (docs/statistics.md section 4).
 
-A comparison is planned before its runs (repro.plan): metric, claimed direction, margin (the
-paper's own effect size) and the number of paired seeds. The verdict then separates four
-outcomes (docs/statistics.md):
+One table of words, first match wins; each interval of (method - baseline) gets exactly one:
 
-- reproduced: the 95% interval of (method - baseline) excludes 0 on the paper's side;
-- opposite: it excludes 0 on the other side;
-- no effect as large as the paper's: the whole interval lies inside (-margin, +margin);
-- underpowered: fewer paired seeds than planned (whatever the interval says so far).
-
-At the planned count an interval that fits none of the first three (wider than planned) is
-"inconclusive at the planned seeds": it is said, never topped up silently.
+1. underpowered: fewer paired seeds than planned (pre-registered verdicts only);
+2. opposite: the 95% interval excludes 0 against the paper's side;
+3. larger than the paper's: it excludes the paper's effect on the far side;
+4. reproduced: it excludes 0 on the paper's side and includes the paper's effect (where the paper
+   gives no size, excluding 0 on its side is the whole claim);
+5. smaller than the paper's: it excludes 0 on the paper's side and the paper's effect: a real
+   effect, weaker;
+6. no effect as large as the paper's / as our margin: inside (-margin, +margin), 0 included; the
+   words say whose margin it is (repro.claims.Claim.ours);
+7. inconclusive at the planned seeds (planned) / inconclusive (unplanned): none of these.
 """
 from __future__ import annotations
 
@@ -75,32 +76,43 @@ def seeds_needed(sd: float, half_width: float, min_seeds: int = 2, max_seeds: in
     return n
 
 
-def verdict(diff: float, half: float, claimed_sign: int) -> str:
-    """The unplanned rule for exploratory tables: reproduced / opposite / inconclusive."""
+def interval_word(low: float, high: float, sign: int, margin: float | None = None,
+                  ours: bool = False) -> str | None:
+    """Words 2-6 of the table for the interval [low, high]; None where none fits. `margin` is the
+    paper's effect size (`ours`: our margin, so there is no paper's effect to compare with)."""
+    near, far = sorted((sign * low, sign * high))        # the paper's side made positive
+    if far < 0:
+        return "opposite"
+    if near > 0:
+        if margin is None or ours:
+            return "reproduced"
+        if near > margin:
+            return "larger than the paper's"
+        return "smaller than the paper's" if far < margin else "reproduced"
+    if margin is not None and -margin < near and far < margin:
+        return "no effect as large as " + ("our margin" if ours else "the paper's")
+    return None
+
+
+def verdict(diff: float, half: float, claimed_sign: int, margin: float | None = None,
+            ours: bool = False) -> str:
+    """The unplanned rule for exploratory tables: the table's words 2-6, else inconclusive."""
     if math.isnan(diff):
         return "inconclusive (no paired runs)"
     if math.isnan(half):
         return "inconclusive (one seed)"
-    low, high = diff - half, diff + half
-    if (low > 0 and claimed_sign > 0) or (high < 0 and claimed_sign < 0):
-        return "reproduced"
-    if (low > 0 and claimed_sign < 0) or (high < 0 and claimed_sign > 0):
-        return "not reproduced (opposite effect)"
-    return "inconclusive (interval includes 0)"
+    word = interval_word(diff - half, diff + half, claimed_sign, margin, ours)
+    return word or "inconclusive (interval includes 0)"
 
 
 def planned_verdict(diff: float, half: float, n: int, planned: int, margin: float | None,
-                    claimed_sign: int) -> str:
+                    claimed_sign: int, ours: bool = False) -> str:
     """The pre-registered rule (module docstring) for n paired seeds against `planned`."""
     if n < planned or math.isnan(half):
         return f"underpowered ({n} of {planned} planned seeds)"
-    low, high = diff - half, diff + half
-    if (low > 0 and claimed_sign > 0) or (high < 0 and claimed_sign < 0):
-        return "reproduced"
-    if (low > 0 and claimed_sign < 0) or (high < 0 and claimed_sign > 0):
-        return "opposite"
+    word = interval_word(diff - half, diff + half, claimed_sign, margin, ours)
+    if word:
+        return word
     if margin is None:                   # the paper gives no effect size to test against
         return "inconclusive at the planned seeds (interval includes 0)"
-    if -margin < low and high < margin:
-        return "no effect as large as the paper's"
     return "inconclusive at the planned seeds (interval wider than planned)"

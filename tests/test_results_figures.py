@@ -21,7 +21,7 @@ def test_statistics_against_hand_values():
     assert h == pytest.approx(4.303 * 0.005773503 / 3 ** 0.5, rel=1e-5)
     assert verdict(d, h, +1).startswith("inconclusive")
     assert verdict(0.05, 0.01, +1) == "reproduced"
-    assert verdict(-0.05, 0.01, +1).startswith("not reproduced")
+    assert verdict(-0.05, 0.01, +1) == "opposite"
     assert verdict(*paired({0: 0.8}, {1: 0.7})[:2], +1) == "inconclusive (no paired runs)"
     assert verdict(*paired({0: 0.8}, {0: 0.7})[:2], +1) == "inconclusive (one seed)"
 
@@ -62,10 +62,28 @@ def test_late_regime_compares_late_with_standard_stochastic_depth(tmp_path):
             fake_run(root / f"{mode}-{seed}", "drop_path", mode, seed, acc, 0.1)
     text = "\n".join(build(root, tmp_path / "late", "late_regime"))
     # hand: paired differences +2, +2, +1 pp: mean 1.67, half-width 4.303 * 0.577 / sqrt 3 = 1.43
-    assert "late s.d. raises test accuracy over standard s.d.: test_acc difference 1.67 ± 1.43 over " \
-        "3 seeds: **reproduced**" in text
+    assert "late s.d. raises test accuracy over standard s.d.: test_acc difference 1.67 ± 1.43 pp over " \
+        "3 seeds: **reproduced**" in text                          # includes the paper's +0.7 pp
     assert "| late s.d. | 3 | 81.67 ± 3.79 |" in text
     assert (tmp_path / "late" / "training_curves.png").is_file()
+
+
+def test_planned_verdict_at_the_planned_seeds_and_the_seeds_past_the_plan_apart():
+    """Seeds past the plan get their own column and their own estimate (here they would turn the
+    verdict), and the margin says whose it is."""
+    from repro.figures.regimes import EARLY, planned_lines
+    none = [{"seed": s, "test_acc": 0.80} for s in range(5)]
+    early = [{"seed": s, "test_acc": a} for s, a in enumerate((0.81, 0.82, 0.81, 0.70, 0.72))]
+    plan = {"file": "plan.json", "hardware": "cpu",
+            "comparisons": [{"claim": "early dropout raises test accuracy", "seeds": 3, "margin": 0.004}]}
+    lines = planned_lines(EARLY, {("none", "standard"): none, ("dropout", "early"): early}, plan)
+    # hand: planned differences +1, +2, +1 pp: 1.33 ± 1.43; past the plan -10, -8 pp:
+    # -9 ± 12.706 * 1.414 / sqrt 2
+    assert ("| early dropout raises test accuracy | test_acc | 0.40 (the paper's) | 3 of 3 planned | "
+            "1.33 ± 1.43 pp | **inconclusive at the planned seeds (interval wider than planned)** | "
+            "2 more: -9.00 ± 12.71 pp |") in lines
+    assert "- early dropout raises test accuracy: the paper's, ViT-T/16, ImageNet-1K, basic recipe " \
+        "(Table 1: 73.9 no dropout): 74.3 - 73.9" in lines
 
 
 def test_dynamics_figure_and_claims(runs_root, tmp_path):
@@ -111,6 +129,5 @@ def test_regime_map_pairs_early_dropout_with_no_dropout_per_cell(tmp_path):
     lines = build(root, tmp_path / "map", "regime_map")
     # the gap is the no-dropout runs' train - test accuracy: 5 pp at width 48, 10 pp at width 96
     assert "| 48 | 6000 | 3 | 81.00 | 5.00 ± 0.00 | 2.00 ± 0.00 | reproduced |" in lines
-    assert "| 96 | 6000 | 3 | 81.00 | 10.00 ± 0.00 | -1.00 ± 0.00 | not reproduced (opposite effect) |" \
-        in lines
+    assert "| 96 | 6000 | 3 | 81.00 | 10.00 ± 0.00 | -1.00 ± 0.00 | opposite |" in lines
     assert (tmp_path / "map" / "regime_map.png").is_file()

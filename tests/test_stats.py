@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from repro.claims import CLAIMS, CURVE_CLAIMS
-from repro.plan import curve_plan, make_plan, read_plans
+from repro.claims import CELL_CLAIMS, CLAIMS, CURVE_CLAIMS
+from repro.plan import curve_plan, make_plan
 from repro.results import read_csv
-from repro.stats import mean_ci, planned_verdict, sample_sd, seeds_needed, t975
+from repro.stats import interval_word, mean_ci, planned_verdict, sample_sd, seeds_needed, t975, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,27 +37,62 @@ def test_seeds_needed_is_the_smallest_count_that_meets_the_half_width():
         seeds_needed(1.0, 0.0)
 
 
-def test_planned_verdict_on_constructed_intervals():
-    margin = 0.4
+# (low, high) against the paper's effect +0.5 (margin 0.5, the paper's): every word and each
+# boundary between two words (binary fractions, so that mean +- half-width gives them back
+# exactly); the same intervals mirrored for a claimed decrease (sign -1).
+PAPERS = "no effect as large as the paper's"
+WORDS = [
+    ((-0.75, -0.125), "opposite"), ((-0.75, 0.0), None), ((-0.25, 0.0), PAPERS),
+    ((0.625, 0.75), "larger than the paper's"), ((0.5, 0.75), "reproduced"), ((0.125, 0.75), "reproduced"),
+    ((0.125, 0.5), "reproduced"), ((0.125, 0.375), "smaller than the paper's"), ((0.0, 0.375), PAPERS),
+    ((-0.375, 0.375), PAPERS), ((-0.5, 0.25), None), ((-0.25, 0.5), None), ((-0.75, 0.75), None),
+    ((0.0, 0.5), None)]
+
+
+@pytest.mark.parametrize("interval, word", WORDS, ids=[str(i) for i, _ in WORDS])
+def test_every_interval_gets_exactly_its_word(interval, word):
+    low, high = interval
+    mean, half = (low + high) / 2, (high - low) / 2
+    assert interval_word(low, high, +1, 0.5) == word
+    assert interval_word(-high, -low, -1, 0.5) == word
+    assert planned_verdict(mean, half, 15, 15, 0.5, +1) == \
+        (word or "inconclusive at the planned seeds (interval wider than planned)")
+    assert verdict(mean, half, +1, 0.5) == (word or "inconclusive (interval includes 0)")
+
+
+@pytest.mark.parametrize("interval, word", [
+    ((0.625, 0.75), "reproduced"), ((0.125, 0.375), "reproduced"),
+    ((-0.375, 0.375), "no effect as large as our margin"), ((-0.75, -0.125), "opposite"),
+    ((-0.75, 0.75), None)])
+def test_our_margin_has_no_papers_effect_to_be_larger_or_smaller_than(interval, word):
+    """With our margin (the paper gives no size) excluding 0 on its side is the whole claim, and
+    equivalence names our margin, not the paper's."""
+    assert interval_word(*interval, +1, 0.5, ours=True) == word
+
+
+def test_no_margin_and_too_few_seeds():
     # n below plan: underpowered whatever the interval says (no stopping once 0 is cleared)
-    assert planned_verdict(1.0, 0.1, 10, 15, margin, +1) == "underpowered (10 of 15 planned seeds)"
-    assert planned_verdict(0.5, 0.2, 15, 15, margin, +1) == "reproduced"
-    assert planned_verdict(-0.5, 0.2, 15, 15, margin, -1) == "reproduced"
-    assert planned_verdict(-0.5, 0.2, 15, 15, margin, +1) == "opposite"
-    assert planned_verdict(0.05, 0.2, 15, 15, margin, +1) == "no effect as large as the paper's"
-    # an interval that contains 0 but reaches past the margin: wider than planned
-    assert planned_verdict(0.1, 0.35, 15, 15, margin, +1).startswith("inconclusive at the planned")
-    assert planned_verdict(0.1, math.nan, 1, 1, margin, +1).startswith("underpowered")
+    assert planned_verdict(1.0, 0.1, 10, 15, 0.4, +1) == "underpowered (10 of 15 planned seeds)"
+    assert planned_verdict(0.1, math.nan, 1, 1, 0.4, +1).startswith("underpowered")
     # no margin (curve claims: the paper gives no effect size): no equivalence verdict
     no_margin = planned_verdict(0.05, 0.2, 10, 10, None, +1)
     assert no_margin == "inconclusive at the planned seeds (interval includes 0)"
+    assert planned_verdict(0.5, 0.2, 10, 10, None, +1) == "reproduced"
     assert planned_verdict(-0.5, 0.2, 10, 10, None, +1) == "opposite"
     assert planned_verdict(-0.5, 0.2, 9, 10, None, -1) == "underpowered (9 of 10 planned seeds)"
 
 
+def test_claims_say_whose_margin_they_use():
+    """The paper's margins cite its table; ours say why they are ours."""
+    for claim in {c for group in (*CLAIMS.values(), *CELL_CLAIMS.values()) for c in group}:
+        assert ("ours" in claim.source or "borrowed" in claim.source or "no published" in claim.source) \
+            == claim.ours, claim.text
+
+
 def test_equivalence_rule_holds_its_error_rate_on_simulated_null_effects():
     """With no true effect and the planned n, 'no effect as large as the paper's' comes out most
-    of the time and 'reproduced' about 2.5% of the time (one side of a 95% interval)."""
+    of the time and an effect on the paper's side (reproduced, smaller or larger than the paper's)
+    about 2.5% of the time (one side of a 95% interval)."""
     rng = random.Random(0)
     sd, margin = 1.0, 1.0
     n = seeds_needed(sd, margin / 2)
@@ -65,7 +100,9 @@ def test_equivalence_rule_holds_its_error_rate_on_simulated_null_effects():
     for _ in range(2000):
         mean, half, _ = mean_ci([rng.gauss(0.0, sd) for _ in range(n)])
         outcomes.append(planned_verdict(mean, half, n, n, margin, +1))
-    assert 0.01 < outcomes.count("reproduced") / 2000 < 0.045
+    sided = ("reproduced", "smaller than the paper's", "larger than the paper's")
+    effect = sum(outcomes.count(word) for word in sided)
+    assert 0.01 < effect / 2000 < 0.045
     assert outcomes.count("no effect as large as the paper's") / 2000 > 0.8
 
 
@@ -100,18 +137,6 @@ def test_plan_refuses_a_pilot_without_pairs():
         make_plan("early_regime", runs, "cpu", 15)
     with pytest.raises(ValueError, match="no pilot runs on hardware 'gpu'"):
         make_plan("early_regime", runs, "gpu", 15)
-
-
-def test_claims_at_a_glance_matches_the_committed_tables():
-    from repro.figures import GLANCE_END, GLANCE_START, glance
-    text = (ROOT / "results" / "README.md").read_text()
-    section = text.split(GLANCE_START, 1)[1].split(GLANCE_END, 1)[0].strip().splitlines()
-    assert section == glance(ROOT / "results")
-    kinds = [plan["hardware"] for plan in read_plans(ROOT / "results" / "early_regime")]
-    assert len(kinds) == 2                  # each claim once per kind with a plan and runs
-    for kind in kinds:
-        rows = [line for line in section if "`early_regime/`" in line and f"| {kind} |" in line]
-        assert len(rows) == len(CLAIMS["early_regime"])
 
 
 def dynamics_rows(seeds, shift: dict) -> list[dict]:

@@ -15,6 +15,7 @@ from repro import claims as paper
 from repro.claims import CELL_CLAIMS, CELL_EXPERIMENTS, NONE, cell_regime
 from repro.figures.common import fmt, group_by, mean_ci, plt, save
 from repro.figures.regimes import Regime, claim_diff, glance_on, methods_table, planned_lines
+from repro.figures.summary import scale_text
 from repro.ledger import hardware_kinds, rows_on
 from repro.plan import read_plans
 
@@ -85,7 +86,8 @@ def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
 
 def glance(runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
     """Per hardware kind and cell, each claim's row, the cell named in the claim."""
-    return [{**row, "claim": f"{row['claim']} [{w} x {s}, {regime_of(rows, plan)}]"}
+    return [{**row, "base": row["claim"], "claim": f"{row['claim']} [{w} x {s}, {regime_of(rows, plan)}]",
+             "scale": scale_text(rows)}
             for kind in hardware_kinds(runs) for (w, s), rows, plan in cells_on(runs, kind, out)
             for row in glance_on(regime_for(rows, plan), rows, plan, kind)]
 

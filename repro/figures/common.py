@@ -44,7 +44,7 @@ def settings_row(claim: str, results: list[tuple[float, float, int]], hardware) 
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
     diffs = [100 * d for d, _, _ in results]
     seeds = sorted({n for _, _, n in results})
-    return {"claim": claim, "verdict": counts + " (unplanned)",
+    return {"claim": claim, "verdict": counts,
             "effect": f"{min(diffs):+.2f} to {max(diffs):+.2f} pp",
             "seeds": "-".join(str(n) for n in (seeds[0], seeds[-1])[:len(seeds)]) + " per setting",
-            "hardware": hardware}
+            "hardware": hardware, "n": min(seeds), "paper": "stated in words, no number"}

@@ -151,7 +151,8 @@ def claim_rows(by_rate: dict, plan: dict | None = None) -> list[dict]:
         judged = (planned_verdict(d, h, n, planned_seeds(plan), None, c.sign) if plan else
                   verdict(d, h, c.sign))
         rows.append({"claim": c.text, "metric": c.metric, "phase": c.phase, "effect": fmt(d, h, digits=4),
-                     "seeds": n, "verdict": judged})
+                     "seeds": n, "verdict": judged, "diff": d, "half": h, "n": n, "margin": None,
+                     "sign": c.sign, "ours": False, "planned": bool(plan)})
     return rows
 
 
@@ -160,9 +161,9 @@ def glance(runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
     kinds = hardware_kinds(analysis)
     plan = read_plan(out)
     rows = claim_rows(group_by(one_hardware(analysis, "dynamics"), "drop.rate"), plan)
-    return [{"claim": f"{r['claim']} ({r['metric']}, {r['phase']})",
-             "verdict": r["verdict"] + ("" if plan else " (unplanned)"),
-             "effect": r["effect"], "seeds": str(r["seeds"]), "hardware": kinds[0]} for r in rows]
+    return [{**r, "claim": f"{r['claim']} ({r['metric']}, {r['phase']})", "past": "-", "hardware": kinds[0],
+             "seeds": f"{r['n']} of {planned_seeds(plan)} planned" if plan else f"{r['n']}, unplanned"}
+            for r in rows]
 
 
 def mean_over(rows: list[dict], key: str, seed, steps: list[int]) -> float:

@@ -57,12 +57,40 @@ def scale_of(metric: str) -> tuple[float, int]:
     return (100, 2) if metric.endswith("acc") else (1, 4)
 
 
-def claim_diff(claim: Claim, methods: dict, seeds: int | None = None) -> tuple[float, float, int]:
-    """Paired difference method - baseline over the first `seeds` shared seeds (all by default)."""
+def claim_diff(claim: Claim, methods: dict, seeds: int | None = None,
+               start: int = 0) -> tuple[float, float, int]:
+    """Paired difference method - baseline over the shared seeds start .. seeds - 1 in seed order
+    (all by default)."""
     a = by_seed(methods.get(claim.method, []), claim.metric)
     b = by_seed(methods.get(claim.baseline, []), claim.metric)
-    shared = sorted(set(a) & set(b))[:seeds]
+    shared = sorted(set(a) & set(b))[start:seeds]
     return paired({s: a[s] for s in shared}, {s: b[s] for s in shared})
+
+
+def judged(claim: Claim, methods: dict, planned: dict | None, kind) -> dict:
+    """One claim's row: with its plan entry, the verdict at exactly the planned seeds and, apart,
+    the seeds past the plan with their own estimate; without, the unplanned rule over every seed.
+    Numbers stay raw beside their text (diff, half, n) for the headline figure."""
+    scale, digits = scale_of(claim.metric)
+    unit = " pp" if scale == 100 else ""
+    if planned:
+        d, h, n = claim_diff(claim, methods, planned["seeds"])
+        word = planned_verdict(d, h, n, planned["seeds"], planned["margin"], claim.sign, claim.ours)
+        e, eh, extra = claim_diff(claim, methods, start=planned["seeds"])
+        past = f"{extra} more: {fmt(e, eh, scale, digits)}{unit}" if extra else "-"
+        seeds = f"{n} of {planned['seeds']} planned"
+    else:
+        d, h, n = claim_diff(claim, methods)
+        word, past, seeds = verdict(d, h, claim.sign, claim.margin, claim.ours), "-", f"{n}, unplanned"
+    return {"claim": claim.text, "verdict": word, "effect": fmt(d, h, scale, digits) + unit, "seeds": seeds,
+            "past": past, "hardware": kind, "diff": d * scale, "half": h * scale, "n": n,
+            "margin": claim.margin * scale, "sign": claim.sign, "ours": claim.ours, "metric": claim.metric,
+            "planned": bool(planned)}
+
+
+def margin_text(claim: Claim) -> str:
+    scale, digits = scale_of(claim.metric)
+    return f"{fmt(claim.margin, float('nan'), scale, digits)} ({claim.whose})"
 
 
 def methods_table(regime: Regime, methods: dict) -> list[str]:
@@ -84,24 +112,19 @@ def methods_table(regime: Regime, methods: dict) -> list[str]:
 
 
 def planned_lines(regime: Regime, methods: dict, plan: dict) -> list[str]:
-    """Each planned claim's verdict at exactly its planned seeds; seeds past the plan are shown
-    beside it, never folded in."""
+    """Each planned claim's verdict at exactly its planned seeds; seeds past the plan in a column
+    of their own, with their own estimate, never folded in; each margin's owner and source."""
     planned = {c["claim"]: c for c in plan["comparisons"]}
+    claims = [c for c in regime.claims if c.text in planned]
     lines = [f"Pre-registered verdicts ({plan['file']}, hardware {plan['hardware']}; the first planned "
-             "seeds in seed order; margin = the paper's effect):", "",
-             "| claim | metric | margin | seeds run / planned | difference at plan (95% CI) | verdict "
-             "| beyond the plan |", "|---|---|---|---|---|---|---|"]
-    for claim in regime.claims:
-        c = planned.get(claim.text)
-        if c is None:
-            continue
-        scale, digits = scale_of(claim.metric)
-        d, h, n = claim_diff(claim, methods, c["seeds"])
-        total = claim_diff(claim, methods)
-        extra = f"{total[2]} seeds: {fmt(total[0], total[1], scale, digits)}" if total[2] > n else "-"
-        lines.append(f"| {claim.text} | {claim.metric} | {fmt(c['margin'], float('nan'), scale, digits)} | "
-                     f"{total[2]} / {c['seeds']} | {fmt(d, h, scale, digits)} | "
-                     f"**{planned_verdict(d, h, n, c['seeds'], c['margin'], claim.sign)}** | {extra} |")
+             "seeds in seed order):", "",
+             "| claim | metric | margin | seeds | difference at the planned seeds (95% CI) | verdict "
+             "| seeds past the plan (their own estimate) |", "|---|---|---|---|---|---|---|"]
+    for claim in claims:
+        row = judged(claim, methods, planned[claim.text], plan["hardware"])
+        lines.append(f"| {claim.text} | {claim.metric} | {margin_text(claim)} | {row['seeds']} | "
+                     f"{row['effect']} | **{row['verdict']}** | {row['past']} |")
+    lines += ["", "Margins:", ""] + [f"- {c.text}: {c.margin_note}" for c in claims]
     return lines + [""]
 
 
@@ -118,22 +141,7 @@ def glance(regime: Regime, runs: list[dict], curves: list[dict], out: Path) -> l
 def glance_on(regime: Regime, runs: list[dict], plan: dict | None, kind) -> list[dict]:
     methods = group_by(rows_on(runs, kind), "drop.kind", "drop.mode")
     planned = {c["claim"]: c for c in plan["comparisons"]} if plan else {}
-    rows = []
-    for claim in regime.claims:
-        scale, digits = scale_of(claim.metric)
-        unit = " pp" if scale == 100 else ""
-        c = planned.get(claim.text)
-        if c:
-            d, h, n = claim_diff(claim, methods, c["seeds"])
-            total = claim_diff(claim, methods)[2]
-            judged = planned_verdict(d, h, n, c["seeds"], c["margin"], claim.sign)
-            rows.append({"claim": claim.text, "verdict": judged, "effect": fmt(d, h, scale, digits) + unit,
-                         "seeds": f"{total} / {c['seeds']} planned", "hardware": kind})
-        else:
-            d, h, n = claim_diff(claim, methods)
-            rows.append({"claim": claim.text, "verdict": verdict(d, h, claim.sign) + " (unplanned)",
-                         "effect": fmt(d, h, scale, digits) + unit, "seeds": str(n), "hardware": kind})
-    return rows
+    return [judged(claim, methods, planned.get(claim.text), kind) for claim in regime.claims]
 
 
 def primary_kind(runs: list[dict], plan: dict | None):
@@ -151,12 +159,10 @@ def table(regime: Regime, runs: list[dict], out: Path) -> list[str]:
     lines += ["", "Means ± 95% t-intervals over seeds; differences are paired by seed.", ""]
     if plan:
         lines += planned_lines(regime, methods, plan)
-    lines += ["Verdicts (all seeds, unplanned rule):" if plan else "Verdicts:", ""]
-    for claim in regime.claims:
-        scale, digits = scale_of(claim.metric)
-        d, h, n = claim_diff(claim, methods)
-        lines.append(f"- {claim.text}: {claim.metric} difference {fmt(d, h, scale, digits)} "
-                     f"over {n} seeds: **{verdict(d, h, claim.sign)}**")
+    else:
+        lines += ["Verdicts (unplanned rule, every seed; margins: repro/claims.py):", ""]
+        lines += [f"- {r['claim']}: {r['metric']} difference {r['effect']} over {r['n']} seeds: "
+                  f"**{r['verdict']}**" for r in glance_on(regime, runs, None, primary)]
     for kind in kinds:
         if kind != primary:
             on_kind = group_by(rows_on(runs, kind), "drop.kind", "drop.mode")
