@@ -4,7 +4,8 @@
     python scripts/figures.py NAME --from-wandb ENTITY/PROJECT   # collect from W&B instead
     python scripts/figures.py NAME --from-tables DIR   # merge another machine's results/NAME tables
     python scripts/figures.py NAME --no-collect    # rebuild from the committed tables alone
-    python scripts/figures.py --glance             # results/README.md's 'Claims at a glance'
+    python scripts/figures.py --glance             # results/README.md's 'The answer' and 'Claims at a
+                                                   # glance', and results/claims.png / .pdf
 
 Writes results/NAME/{runs.csv, curves.csv, skipped.csv, table.md, *.png, *.pdf,
 collection.json}. Collecting adds runs to the committed tables and never drops or rewrites one
@@ -27,7 +28,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", choices=sorted(FIGURES))
     parser.add_argument("--glance", action="store_true",
-                        help="rewrite results/README.md's 'Claims at a glance' from every folder's tables")
+                        help="rewrite results/README.md's 'The answer' and 'Claims at a glance', and "
+                        "results/claims.png / .pdf, from every current folder's tables")
     parser.add_argument("--no-collect", action="store_true", help="use the committed tables")
     parser.add_argument("--from-wandb", metavar="ENTITY/PROJECT")
     parser.add_argument("--source", type=Path, help="run directories (default multirun/NAME)")
