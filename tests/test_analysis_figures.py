@@ -1,5 +1,6 @@
-"""The decomposition figures and tables (paper, mask and trajectory effects; per training batch)
-built from hand-valued curves.csv analysis rows."""
+"""The decomposition figures and tables (paper, mask and trajectory effects, the mask effect
+relative to the masks-off value; per training batch) built from hand-valued curves.csv analysis
+rows."""
 from repro.figures.dynamics import make, make_batch_axis
 from repro.results import write_csv
 
@@ -21,7 +22,9 @@ def test_decomposition_figures_and_tables(tmp_path):
     rows = [analysis_row(rate, seed, step) for rate in (0.0, 0.1) for seed in (0, 1)
             for step in (0, 1, 200, 300)]
     text = "\n".join(make([], rows, tmp_path))
-    assert "| early | grad_direction_variance | 3.0100 ± 0.0000 | 2.0100 ± 0.0000 | 1.0000 ± 0.0000 |" in text
+    # relative: the mask effect over the masks-off value, per seed 2.01 / 2 and 2.01 / 3
+    assert "| early | grad_direction_variance | 3.0100 ± 0.0000 | 2.0100 ± 0.0000 | 1.0000 ± 0.0000 | " \
+        "0.8375 ± 2.1283 |" in text
     assert "| late | noise_to_signal | 5.5000 ± 0.0000 | 4.5000 ± 0.0000 | 1.0000 ± 0.0000 |" in text
     assert "| 300 | grad_norm | 6.0000 ± 0.0000 | 5.0000 ± 0.0000 | 1.0000 ± 0.0000 |" in text
     assert "0.1000 ± 0.0000 over 16 measurements" in text and "about 0.005" in text

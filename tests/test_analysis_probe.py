@@ -100,8 +100,8 @@ def test_mask_and_trajectory_effects_against_brute_force_on_a_micro_model():
         assert d[f"mask_effect/{key}"] == pytest.approx(on - off, rel=1e-4, abs=1e-6), key
         assert p[f"mask_effect/{key}"] == 0
         derived = effects(d[key], d[f"masks_off/{key}"], p[key])
-        assert derived == pytest.approx({"paper": on - base, "mask": on - off, "trajectory": off - base},
-                                        rel=1e-4, abs=1e-6), key
+        assert derived == pytest.approx({"paper": on - base, "mask": on - off, "trajectory": off - base,
+                                         "relative": (on - off) / off}, rel=1e-4, abs=1e-6), key
         assert derived["paper"] == pytest.approx(derived["mask"] + derived["trajectory"])
 
 

@@ -15,7 +15,9 @@ def phase_windows(steps: list[int]) -> dict:
     return {"early": [s for s in steps if s <= 100], "late": steps[-2:]}
 
 
-EFFECTS = ("paper", "mask", "trajectory")
+EFFECTS = ("paper", "mask", "trajectory", "relative")
+PLOTTED = EFFECTS[:3]                       # in the metric's units; "relative" has none
+HEADS = "paper | mask effect | trajectory effect | mask effect / masks-off value"
 DECOMPOSED = (("grad_norm", "gradient norm"), ("grad_direction_variance", "direction variance"),
               ("grad_direction_error", "direction error"),
               ("noise_to_signal", "noise-to-signal B tr Cov / ||E g||^2"))
@@ -24,8 +26,12 @@ DECOMPOSED = (("grad_norm", "gradient norm"), ("grad_direction_variance", "direc
 def effects(on: float, off: float, plain: float) -> dict:
     """paper = the dropout run with its masks on - the no-dropout run (docs/paper.md section 4);
     mask = masks on - masks off at the dropout run's weights; trajectory = the dropout run's
-    weights (masks off) - the no-dropout run's. paper = mask + trajectory."""
-    return {"paper": on - plain, "mask": on - off, "trajectory": off - plain}
+    weights (masks off) - the no-dropout run's. paper = mask + trajectory. relative = the mask
+    effect over the masks-off value: what the masks add, in units of what is there without them
+    (a mask effect that shrinks with the batch only as fast as the value itself is not averaged
+    away)."""
+    return {"paper": on - plain, "mask": on - off, "trajectory": off - plain,
+            "relative": (on - off) / off if off else math.nan}
 
 
 def number(value) -> float:
@@ -76,7 +82,7 @@ def plot_decomposition(series: dict, steps: list[int], out: Path, stem: str) -> 
     """One panel per metric: the three effects against the step."""
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for ax, (key, title) in zip(axes.flat, DECOMPOSED):
-        for effect in EFFECTS:
+        for effect in PLOTTED:
             stats = [mean_ci(list(series[key][effect][s].values())) for s in steps]
             ax.plot(steps, [m for m, _, _ in stats], marker=".", label=f"{effect} effect")
             ax.fill_between(steps, [m - h for m, h, _ in stats], [m + h for m, h, _ in stats], alpha=0.2)
@@ -93,7 +99,7 @@ def plot_decomposition(series: dict, steps: list[int], out: Path, stem: str) -> 
 def decomposition_tables(series: dict, steps: list[int]) -> list[str]:
     """Per phase (per seed the mean over the phase's steps, as for the claims), then per step."""
     windows = phase_windows([s for s in steps if s > 0])
-    header = ["| metric | paper | mask effect | trajectory effect |", "|---|---|---|---|---|"]
+    header = [f"| metric | {HEADS} |", "|---|---|---|---|---|---|"]
     lines = [f"Per phase: early {windows['early']}, late {windows['late']}.", "",
              "| phase " + header[0], header[1]]
     for key, _ in DECOMPOSED:
@@ -147,8 +153,7 @@ def batch_axis_lines(rows: list[dict]) -> list[str]:
         return ["(needs runs at two drop rates)"]
     lines = [f"Measurement-batch axis, drop rate {rates[-1]} against {rates[0]} (effects as in the "
              "decomposition table), mean ± 95% interval over seeds:", "",
-             "| training batch | step | measurement batch | metric | paper | mask effect | "
-             "trajectory effect |", "|---|---|---|---|---|---|---|"]
+             f"| training batch | step | measurement batch | metric | {HEADS} |", "|---" * 8 + "|"]
     for (train_batch, step, size, key), by_effect in sorted(cells.items(), key=lambda c: c[0][:3]):
         values = [fmt(*mean_ci(list(by_effect[e].values()))[:2], digits=4) for e in EFFECTS]
         lines.append(f"| {train_batch} | {step} | {size} | {key} | " + " | ".join(values) + " |")
@@ -162,7 +167,7 @@ def plot_batch_axis(rows: list[dict], out: Path, stem: str = "batch_axis") -> No
     first = min(point[1] for point in cells)
     lines: dict = {}
     for (train_batch, step, size, key), by_effect in sorted(cells.items()):
-        for effect in EFFECTS:
+        for effect in PLOTTED:
             mean = mean_ci(list(by_effect[effect].values()))[0]
             lines.setdefault((key, train_batch, step, effect), []).append((size, mean))
     fig, axes = plt.subplots(1, len(DECOMPOSED), figsize=(4 * len(DECOMPOSED), 3.4))

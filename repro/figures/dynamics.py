@@ -12,6 +12,7 @@ from repro.figures.common import fmt, group_by, mean_ci, paired, plt, save, verd
 from repro.figures.decomposition import (
     DECOMPOSED,
     EFFECTS,
+    HEADS,
     batch_axis_lines,
     decomposed,
     decomposition,
@@ -57,8 +58,7 @@ def make_batch_axis(runs: list[dict], curves: list[dict], out: Path) -> list[str
                 for (batch,), batch_rows in sorted(group_by(rows, "train_batch_size").items())}
     lines = ["Early-window effects by training batch (drop rate 0.1 minus 0.0; per seed the mean over "
              "the early steps, then mean ± 95% interval over seeds):", "",
-             "| training batch | metric | seeds | paper | mask effect | trajectory effect |",
-             "|---|---|---|---|---|---|"]
+             f"| training batch | metric | seeds | {HEADS} |", "|---|---|---|---|---|---|---|"]
     for batch, by_rate in by_batch.items():
         for key, _ in DECOMPOSED:
             series = effect_series(by_rate, key)
