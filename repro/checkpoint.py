@@ -1,12 +1,15 @@
 """Checkpoints that survive crashes: written to a temporary file, fsync'd and renamed; the
 previous checkpoint is kept beside the new one; a SHA-256 trailer detects truncation or
-corruption, and loading falls back to the previous checkpoint rather than loading half a file."""
+corruption, and loading falls back to the previous checkpoint rather than loading half a file.
+A write that fails (disk full, permission lost) leaves the checkpoints as they were and stops the
+run with WriteFailed, which names the file, the free space and the fix."""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from repro.atomic import replacing
-from repro.errors import DataError
+from repro.errors import DataError, RunError
 
 # Keys that may change between a run and its resumption without changing the result.
 RESUME_FREE_KEYS = ("logger", "train.progress", "train.resume", "threads")
@@ -23,6 +26,21 @@ DIGEST = 32  # bytes of the SHA-256 trailer
 
 class CheckpointError(DataError):
     """No readable checkpoint although one exists: the message says which and what to do."""
+
+
+class WriteFailed(RunError):
+    """A run's file could not be written: the checkpoints and metrics.jsonl are as they were."""
+
+    def __init__(self, path, err: OSError, saved_at: int | None):
+        path = Path(path)
+        folder = next(p for p in path.parents if p.exists())
+        free = shutil.disk_usage(folder).free / 2**30
+        kept = (f"the checkpoint of step {saved_at} and metrics.jsonl are kept, and relaunching the same "
+                "command resumes from it" if saved_at is not None else
+                "no checkpoint was written before it, and relaunching the same command starts over")
+        super().__init__(f"cannot write {path} ({err.strerror or err}; {free:.2f} GiB free on its file "
+                         f"system); {kept}. Free space there (or restore write access to {path.parent}), "
+                         "then relaunch")
 
 
 def config_hash(cfg) -> str:

@@ -1,6 +1,7 @@
 """A run's train and eval events (metrics.jsonl, through repro.logger.MetricsLog), apart from the
 loop that produces them: the window of training losses since the last train event, the stop when
-its mean is not finite (naming the last good checkpoint), the best test accuracy so far, and their
+its mean is not finite (naming the last good checkpoint, if one was written), the best test accuracy
+so far, and their
 part of a checkpoint, so that a resumed run writes the events the uninterrupted one would.
 RunEvents is one run's (its ranks' losses summed); SeedEvents, a seed batch's (repro.seed_batch):
 one RunEvents per seed, behind the interface the loop uses."""
@@ -14,7 +15,12 @@ import numpy as np
 import torch
 
 from repro.distributed import SINGLE, World
+from repro.errors import RunError
 from repro.logger import MESSAGES, MetricsLog
+
+
+class NonFiniteLoss(RunError, FloatingPointError):
+    """The training loss is not finite: the run stopped (train.nonfinite=stop)."""
 
 
 class RunEvents:
@@ -35,16 +41,24 @@ class RunEvents:
         self.loss_sum += loss
         self.loss_count += 1
 
+    def check_finite(self, step: int) -> float:
+        """The window's mean loss over steps and ranks (0 when empty); a non-finite one logs a
+        `nonfinite` event and stops the run, naming the last checkpoint if there is one."""
+        loss = self.world.sum(self.loss_sum.clone()).item() / self.world.size / max(self.loss_count, 1)
+        if math.isfinite(loss):
+            return loss
+        self.log.log("nonfinite", step, loss=loss, action="stopped")
+        path = self.checkpoint_path
+        kept = (f"the last good checkpoint is {path}, but relaunching unchanged meets the same loss"
+                if path is not None and path.is_file() else "no checkpoint was written before it")
+        raise NonFiniteLoss(f"training loss is {loss} at step {step}; {kept}. Lower optim.lr or check the "
+                            "data, or set train.nonfinite=skip to skip such steps, and launch in a new "
+                            "hydra.run.dir (or with train.resume=false)")
+
     def log_train(self, step: int, drop_rate: float, lr: float, seconds: float) -> float:
         """The train event at `step`: the window's mean loss over steps and ranks, which a
-        non-finite mean stops the run on; the window starts anew. Returns the mean."""
-        loss = self.world.sum(self.loss_sum.clone()).item() / self.world.size / self.loss_count
-        if not math.isfinite(loss):
-            self.log.log("nonfinite", step, loss=loss, action="stopped")
-            raise FloatingPointError(
-                f"training loss is {loss} at step {step}; the last good checkpoint is "
-                f"{self.checkpoint_path}. Lower optim.lr or check the data, or set "
-                "train.nonfinite=skip to skip such steps.")
+        non-finite mean stops the run on (check_finite); the window starts anew. Returns the mean."""
+        loss = self.check_finite(step)
         self.log.log("train", step, epoch=step / self.steps_per_epoch, loss=loss, lr=lr, drop_rate=drop_rate,
                      img_per_s=self.loss_count * self.train.batch_size / seconds)
         self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
@@ -92,6 +106,10 @@ class SeedEvents:
     def add(self, losses: torch.Tensor) -> None:
         for run, loss in zip(self.runs, losses):
             run.add(loss)
+
+    def check_finite(self, step: int) -> None:
+        for run in self.runs:
+            run.check_finite(step)
 
     def log_train(self, step: int, drop_rate: float, lr: float, seconds: float) -> float:
         return float(np.mean([run.log_train(step, drop_rate, lr, seconds) for run in self.runs]))

@@ -3,6 +3,7 @@ scripts call it directly. A run directory that holds a checkpoint is resumed; no
 before every check has passed."""
 from __future__ import annotations
 
+import errno
 import time
 from contextlib import nullcontext
 
@@ -111,30 +112,56 @@ def train(cfg, run_dir: RunDir, world, state, model, data, device) -> dict:
     else:
         log.resume_at(0)
     started = time.perf_counter()
-    try:
-        with StopOnSignals(cfg.train.stop_signals) as stop:
-            trainer.stop_requested = stop
-            # trained to the end but killed before the summary: the last evaluation again
-            final = trainer.fit() if trainer.step < trainer.total_steps else trainer.evaluate()
-    except Interrupted as note:
-        MESSAGES.info(f"stopped: {note}")
-        stop.forward()              # e.g. submitit's handler requeues; `finally` still runs
-        return {"interrupted": str(note), "steps": trainer.step}
-    finally:
-        log.close()
+    final, stop = fit(trainer, cfg.train.stop_signals, [log])
+    if stop is not None:
+        return stopped(stop, trainer)
     final = {**final, "best_test_acc": trainer.events.best_test_acc, "steps": trainer.step}
     return summarize(cfg, run_dir, final, trainer.schedule.rates, time.perf_counter() - started,
                      trainer.world.main)
 
 
+# What a full disk, a quota or a lost permission raise as a run writes its files.
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
+
+
+def fit(trainer, signals, logs: list):
+    """(the last evaluation, None) once `trainer` is trained to its end (trained to the end but
+    killed before the summary: its last evaluation again), or (None, the Interrupted stop) once
+    stopped by one of `signals` (or Ctrl-C) with a checkpoint written; `logs` are closed however it
+    ends. A file of the run that cannot be written stops it with checkpoint.WriteFailed."""
+    try:
+        with StopOnSignals(signals) as stop:
+            trainer.stop_requested = stop
+            return (trainer.fit() if trainer.step < trainer.total_steps else trainer.evaluate()), None
+    except Interrupted as note:
+        MESSAGES.info(f"stopped: {note}")
+        stop.forward()              # e.g. submitit's handler requeues; `finally` still runs
+        return None, note
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        path = err.filename or logs[0].path or trainer.checkpoint_paths[0]     # metrics.jsonl's has none
+        raise checkpoint.WriteFailed(path, err, trainer.saved_at) from None
+    finally:
+        for log in logs:
+            log.close()
+
+
+def stopped(stop: Interrupted, trainer) -> dict:
+    """What a stopped launch returns (each seed of a batch alike); exit_status: the command's."""
+    return {"interrupted": str(stop), "steps": trainer.step, "exit_status": stop.exit_status}
+
+
 def summarize(cfg, run_dir: RunDir, final: dict, rates, seconds: float, main: bool = True) -> dict:
     """The finished run's summary: its `final` metrics (best_test_acc and steps among them) and
     this launch's wall time; rank 0 (`main`) writes it with the plot (`rates`: the drop rate of
-    every step) and the COMPLETE marker."""
+    every step) and the COMPLETE marker, then drops checkpoint.prev.pt: a finished run is not
+    resumed, and checkpoint.pt (its final weights) stays."""
     summary = {**final, "wall_s_this_launch": seconds}
     if main:
         plot_run(run_dir, rates)
         run_dir.complete(summary, checkpoint.config_hash(cfg))
+        checkpoint.previous(run_dir.checkpoint).unlink(missing_ok=True)
         MESSAGES.info(f"test accuracy {summary['test_acc']:.4f}, full-model train loss "
                       f"{summary['train_full_loss']:.4f}; metrics.jsonl, checkpoint.pt, plot.png, "
                       f"summary.json in {run_dir}")

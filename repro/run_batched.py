@@ -26,7 +26,6 @@ from repro.assemble import prepare, seeded_model
 from repro.distributed import SINGLE, select_device
 from repro.errors import ConfigError
 from repro.logger import MESSAGES, run_messages
-from repro.preemption import Interrupted, StopOnSignals
 from repro.rundir import RunDir
 from repro.seed_batch import seed_batch_trainer
 from repro.validate import validate
@@ -136,20 +135,10 @@ def train(cfgs, run_dirs: list[RunDir], states, models, data, device) -> list[di
         for log in logs:
             log.resume_at(0)
     started = time.perf_counter()
-    try:
-        with StopOnSignals(cfgs[0].train.stop_signals) as stop:
-            trainer.stop_requested = stop
-            if trainer.step < trainer.total_steps:
-                final = trainer.fit()["seeds"]
-            else:          # trained to the end, but stopped before every seed was summarized
-                final = trainer.evaluate()
-    except Interrupted as note:
-        MESSAGES.info(f"stopped: {note}")
-        stop.forward()
-        return [{"interrupted": str(note), "steps": trainer.step} for _ in cfgs]
-    finally:
-        for log in logs:
-            log.close()
+    final, stop = run.fit(trainer, cfgs[0].train.stop_signals, logs)
+    if stop is not None:
+        return [run.stopped(stop, trainer) for _ in cfgs]
+    final = final["seeds"] if isinstance(final, dict) else final    # fit's, or evaluate's again
     seconds = time.perf_counter() - started       # the batch's: every seed records it
     return [run.summarize(c, d, {**final[k], "best_test_acc": best, "steps": trainer.step},
                           trainer.schedule.rates, seconds)

@@ -20,7 +20,7 @@ import sys
 
 from hydra.errors import HydraException
 
-from repro.errors import BusyError, ConfigError, DataError, refuse
+from repro.errors import ConfigError, one_line
 from repro.launch import run_dir
 from repro.run_batched import run_batched
 from repro.train import compose_config
@@ -53,12 +53,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, and seeds=a,b,...")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    try:
+    with one_line(HydraException):
         seeds, overrides = split_seeds(args.overrides)
         cfg = compose_config(overrides)
-        return run_batched(cfg, seeds, seed_run_dirs(cfg.name, overrides, seeds))
-    except (ConfigError, DataError, BusyError, HydraException) as err:
-        refuse(err)
+        summaries = run_batched(cfg, seeds, seed_run_dirs(cfg.name, overrides, seeds))
+    if summaries[0].get("exit_status"):
+        sys.exit(summaries[0]["exit_status"])
+    return summaries
 
 
 if __name__ == "__main__":

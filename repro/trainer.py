@@ -2,7 +2,8 @@
 scheduled drop rate and LR (repro.step: one model; repro.seed_batch: K seeds as one), its train and
 eval events (repro.events), an evaluation per epoch (test set, and the full model on a fixed
 training subset), a probe that may measure between steps, checkpoints, and stops on request.
-repro.assemble builds the parts."""
+A checkpoint holds only finite training losses, and one that cannot be written (disk full,
+permission lost) stops the run naming it (checkpoint.WriteFailed). repro.assemble builds the parts."""
 from __future__ import annotations
 
 import time
@@ -40,6 +41,7 @@ class Trainer:
     step: int = 0
     stop_requested: Callable = lambda: None    # a reason (e.g. a signal's name) to stop, or None
     probe: Any = None            # a DynamicsProbe or SnapshotSaver: after_step(s), steps, measure(s)
+    saved_at: int | None = None  # the step of the last checkpoint written or resumed from
 
     @property
     def steps_per_epoch(self) -> int:
@@ -54,7 +56,7 @@ class Trainer:
         Raises Interrupted, after writing a checkpoint, when `stop_requested()` says so."""
         t = self.cfg.train
         stop_at = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
-        metrics, epoch_batches, tick = {}, None, time.perf_counter()
+        metrics, evaluated, epoch_batches, tick = {}, 0, None, time.perf_counter()
         self.model_step.model.train()
         if self.step == 0:
             self.observe()
@@ -73,18 +75,19 @@ class Trainer:
                     loss = self.events.log_train(self.step, rate, self.model_step.lr,
                                                  time.perf_counter() - tick)
                     bar.update(self.step - bar.n)
-                    bar.set_postfix(loss=f"{loss:.3f}", p=f"{rate:.3f}",
-                                    acc=f"{metrics.get('test_acc', float('nan')):.3f}")
+                    bar.set_postfix(postfix(loss, rate, metrics, evaluated))
                     tick = time.perf_counter()
                 if epoch_end and ((epoch + 1) % t.eval_every == 0 or self.step == self.total_steps):
-                    metrics = self.events.log_eval(self.step, epoch + 1, self.evaluate())
+                    evaluated = epoch + 1
+                    metrics = self.events.log_eval(self.step, evaluated, self.evaluate())
                 reason = agreed_stop(self.stop_requested, self.world, self.device)
                 if epoch_end or reason or (t.ckpt_every and self.step % t.ckpt_every == 0):
+                    self.events.check_finite(self.step)      # no checkpoint of a diverged run
                     self.save_checkpoint()
                 if reason:
                     raise Interrupted(f"{reason} at step {self.step}: checkpoint written to "
                                       f"{', '.join(map(str, self.checkpoint_paths))}; relaunch the "
-                                      "same command to resume")
+                                      "same command to resume", reason)
                 if epoch_end:
                     epoch_batches, tick = None, time.perf_counter()
         return metrics
@@ -111,7 +114,7 @@ class Trainer:
         """Back to a checkpoint (a seed batch's: its seeds', all at one step)."""
         self.model_step.load_state_dict(state)
         loop = per_run(state)[0]
-        self.step = loop["step"]
+        self.step = self.saved_at = loop["step"]
         if self.probe and loop.get("probe") is not None:
             self.probe.load_state_dict(loop["probe"])
         self.events.load_state_dict(state)
@@ -120,4 +123,17 @@ class Trainer:
         """Each run's checkpoint to its path (rank 0 only)."""
         if self.world.main and all(self.checkpoint_paths):
             for state, path in zip(self.checkpoints(), self.checkpoint_paths):
-                checkpoint.save_atomic(state, path)
+                try:
+                    checkpoint.save_atomic(state, path)
+                except OSError as err:
+                    raise checkpoint.WriteFailed(path, err, self.saved_at) from None
+        self.saved_at = self.step
+
+
+def postfix(loss: float, rate: float, metrics: dict, epoch: int) -> dict:
+    """The progress bar's labelled values: the train loss and drop rate of the last train event,
+    and the test accuracy of the last evaluation (after `epoch`; none before the first)."""
+    shown = {"train loss": f"{loss:.3f}", "drop rate": f"{rate:.3f}"}
+    if metrics:
+        shown[f"test acc (epoch {epoch})"] = f"{metrics['test_acc']:.3f}"
+    return shown

@@ -84,6 +84,11 @@ FRESH = {
     "run dir not permitted": (lambda tmp: [*TINY, "hydra.run.dir=/sys/x"],
                               "hydra.run.dir=/sys/x cannot be created (Operation not permitted)"),
     "run dir under a file": (under_a_file, "/afile/run cannot be created (Not a directory)"),
+    "unknown group option": (lambda tmp: [*TINY, "model=vit_huge"],   # Hydra's own: was exit 1, many lines
+                             "Could not find 'model/vit_huge'; Available options in 'model': convnext_femto"),
+    "bad choice of a data key": (lambda tmp: [*TINY, "data.bad_images=ignore"],
+                                 "Error merging override data.bad_images=ignore: Invalid value 'ignore', "
+                                 "expected one of [error, skip]"),
 }
 
 
@@ -100,6 +105,14 @@ def test_refused_launch_exits_2_with_one_line_and_leaves_nothing(case, tmp_path,
     after = snapshot(tmp_path)
     assert {p: after.get(p) for p in before} == before              # nothing written is changed
     assert not (tmp_path / "outputs").exists()                      # no run folder left behind
+
+
+def test_hydras_own_refusal_after_its_flags_exits_2_too(tmp_path, monkeypatch, capsys):
+    """With Hydra's flags (-m) Hydra composes alone and prints its own message; the status is 2."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = launch(monkeypatch, capsys, "-m", *TINY, "model=vit_huge")
+    assert code == 2 and "Could not find 'model/vit_huge'" in err and "Traceback" not in err, err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new folder", "existing folder"])

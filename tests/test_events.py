@@ -41,11 +41,15 @@ def test_a_train_event_logs_the_window_mean_and_starts_a_new_window(tmp_path):
          "img_per_s": 1 * 8 / 0.5}]
 
 
-def test_a_nonfinite_mean_stops_naming_the_step_and_the_checkpoint(tmp_path):
+@pytest.mark.parametrize("written", [True, False], ids=["a checkpoint", "none yet"])
+def test_a_nonfinite_mean_stops_naming_the_step_and_the_checkpoint(tmp_path, written):
     events = run_events(tmp_path / "metrics.jsonl", tmp_path / "checkpoint.pt")
+    if written:
+        (tmp_path / "checkpoint.pt").write_bytes(b"")
     add_all(events, [1.0, math.inf])
-    with pytest.raises(FloatingPointError, match=rf"loss is inf at step 6; the last good checkpoint is "
-                                                 rf"{tmp_path / 'checkpoint.pt'}\. .*train\.nonfinite=skip"):
+    kept = (rf"the last good checkpoint is {tmp_path / 'checkpoint.pt'}, but relaunching unchanged" if written
+            else "no checkpoint was written before it")
+    with pytest.raises(FloatingPointError, match=rf"loss is inf at step 6; {kept}.*train\.nonfinite=skip"):
         events.log_train(6, drop_rate=0.0, lr=0.01, seconds=1.0)
     assert rows(tmp_path / "metrics.jsonl") == [
         {"event": "nonfinite", "step": 6, "loss": math.inf, "action": "stopped"}]
@@ -92,6 +96,7 @@ def test_a_seed_batch_keeps_each_seeds_events_in_its_own_log(tmp_path):
     assert [[(r["event"], r["step"], r.get("loss", r.get("test_acc"))) for r in rows(p)] for p in paths] == [
         [("train", 2, 1.5), ("eval", 4, 0.25)], [("train", 2, 15.0), ("eval", 4, 0.75)]]
     states = events.state_dict()
+    checkpoints[1].write_bytes(b"")                          # as if written then
     events.add(torch.tensor([1.0, math.nan]))
     with pytest.raises(FloatingPointError, match=f"last good checkpoint is {checkpoints[1]}"):
         events.log_train(5, drop_rate=0.0, lr=0.01, seconds=1.0)

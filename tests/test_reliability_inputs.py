@@ -2,9 +2,12 @@
 disagree with the data or the config, refused before training."""
 import pytest
 import torch
+from conftest import TINY
+from test_cli import launch
 from test_run import events
 from writers import write_fashion_mnist
 
+from repro import checkpoint
 from repro.data import load_data
 from repro.errors import ConfigError, DataError
 from repro.run import run
@@ -31,6 +34,30 @@ def test_nonfinite_loss_stops_naming_step_and_checkpoint(tiny_cfg, tmp_path, mon
     with pytest.raises(FloatingPointError, match=r"at step 20; the last good checkpoint is .*checkpoint.pt"):
         run(tiny_cfg(), tmp_path)
     assert events(tmp_path, "nonfinite")[0]["action"] == "stopped"
+
+
+def test_nonfinite_loss_before_any_checkpoint_says_none_was_written(tiny_cfg, tmp_path, monkeypatch, capsys):
+    """Through the command line: one line, exit status 1; it used to name a checkpoint.pt that
+    did not exist."""
+    NaNAt.calls = 0
+    monkeypatch.setattr("repro.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=5))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = launch(monkeypatch, capsys, *TINY, "hydra.run.dir=run")
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: training loss is nan at step 6; no checkpoint was written before it. "
+                          "Lower optim.lr"), err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_nonfinite_loss_between_log_points_is_never_checkpointed(tiny_cfg, tmp_path, monkeypatch):
+    """A checkpoint due between two train events (step 9) checks the losses since the last one:
+    the run stops there, and its last checkpoint (step 6) holds finite weights, as the stop says."""
+    NaNAt.calls = 0
+    monkeypatch.setattr("repro.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=9))
+    with pytest.raises(FloatingPointError, match="at step 9; the last good checkpoint is .*checkpoint.pt"):
+        run(tiny_cfg("train.ckpt_every=3"), tmp_path)
+    state = checkpoint.load(tmp_path / "checkpoint.pt")
+    assert state["step"] == 6 and all(torch.isfinite(w).all() for w in state["model"].values())
 
 
 def test_nonfinite_loss_skipped_when_configured(tiny_cfg, tmp_path, monkeypatch):

@@ -80,11 +80,15 @@ def faulty_run(cfg, tmp_path, fault, when):
                           cwd=ROOT, capture_output=True, text=True)
 
 
+def same_run(whole, resumed):
+    """Run directories `whole` and `resumed` hold the same metrics.jsonl and final weights."""
+    assert events(resumed) == events(whole)
+    a, b = (checkpoint.load(d / "checkpoint.pt")["model"] for d in (whole, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def same_as_whole(tmp_path):
-    assert events(tmp_path / "faulty") == events(tmp_path / "whole")
-    whole = checkpoint.load(tmp_path / "whole" / "checkpoint.pt")["model"]
-    resumed = checkpoint.load(tmp_path / "faulty" / "checkpoint.pt")["model"]
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    same_run(tmp_path / "whole", tmp_path / "faulty")
 
 
 @pytest.mark.slow
@@ -155,7 +159,8 @@ def test_killed_after_the_last_checkpoint_before_the_summary_finishes_on_relaunc
     """The kill lands between the final checkpoint and summary.json / COMPLETE: the relaunch
     trains nothing more and writes the summary of the same evaluation."""
     cfg = tiny_cfg()
-    first = run(cfg, tmp_path)
+    first = run(cfg, tmp_path)        # finished: its final checkpoint kept, the previous one dropped
+    assert (tmp_path / "checkpoint.pt").is_file() and not (tmp_path / "checkpoint.prev.pt").exists()
     for name in ("COMPLETE", "summary.json"):
         (tmp_path / name).unlink()
     again = run(cfg, tmp_path)

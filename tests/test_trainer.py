@@ -1,6 +1,6 @@
 """repro.trainer's checkpoints: a run's is its model step's part with the loop's and the events' (the
 keys checkpoints have always had), a seed batch's one per seed with that seed's config hash; a stop
-on request writes them and names them."""
+on request writes them and names them; the progress bar says what its numbers are."""
 import pytest
 from test_seed_batch import batch_trainer
 
@@ -31,3 +31,14 @@ def test_a_seed_batch_has_one_checkpoint_per_seed_with_its_config(tiny_cfg):
     assert [set(s) for s in states] == [KEYS, KEYS]
     assert [s["config_hash"] for s in states] == [checkpoint.config_hash(c) for c in batch.model_step.cfgs]
     assert states[0]["config_hash"] != states[1]["config_hash"]
+
+
+def test_the_progress_bar_labels_what_it_shows(tiny_cfg, capsys):
+    """No bare `acc=nan` through the first epoch: the test accuracy appears once evaluated,
+    labelled with its epoch, beside the labelled train loss and drop rate."""
+    cfg = tiny_cfg("train.progress=true")
+    model, data, device = prepare(cfg)
+    build_trainer(cfg, model, data, device).fit()
+    bar = capsys.readouterr().err
+    assert "nan" not in bar and "acc=" not in bar
+    assert "train loss=" in bar and "drop rate=" in bar and "test acc (epoch 1)=" in bar

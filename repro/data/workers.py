@@ -4,10 +4,14 @@ in memory (when it cannot run batched on the device) or decoded from files each 
 Determinism as in the batched path: the order of epoch e is a permutation seeded by (seed, e);
 sample k of epoch e is transformed under random generators seeded by (seed, e, k), whatever
 worker draws it. A resumed run (batch `start` of an epoch) therefore sees exactly the batches an
-uninterrupted one sees, and with `shards` ranks each takes its slice of the same global batch.
+uninterrupted one sees, and with `shards` ranks each takes its slice of the same global batch,
+whatever the number of workers (data.workers; null: one per core this process may use), which
+therefore stays out of the config's hash. Workers ignore Ctrl-C (repro.preemption), and an
+image that cannot be decoded stops the run with one line from the main process, not the worker.
 """
 from __future__ import annotations
 
+import os
 import random
 import sys
 
@@ -18,6 +22,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from repro.data.loader import mix_seed
 from repro.errors import DataError
+from repro.preemption import quiet_worker
+
+
+def worker_count(workers: int | None) -> int:
+    """data.workers, or for null one DataLoader process per core this process may use."""
+    if workers is not None:
+        return workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class TensorImages(Dataset):
@@ -69,7 +81,10 @@ class Transformed(Dataset):
 
     def __getitem__(self, key):
         epoch, index = key
-        item = self.images.load(index)
+        try:
+            item = self.images.load(index)
+        except DataError as err:          # raised by the main process (`load_batches`)
+            return err
         if item is None:
             return None
         s = mix_seed(self.seed, epoch, index, 2)
@@ -80,23 +95,36 @@ class Transformed(Dataset):
 
 
 def collate(items):
-    """Stack the samples that decoded; count those skipped."""
+    """Stack the samples that decoded; count those skipped; or the first DataError of the batch."""
+    failed = [item for item in items if isinstance(item, DataError)]
+    if failed:
+        return failed[0]
     kept = [item for item in items if item is not None]
     if not kept:
         return None, None, len(items)
     return torch.stack([x for x, _ in kept]), torch.tensor([y for _, y in kept]), len(items) - len(kept)
 
 
+def load_batches(data: Transformed, batch_keys: list, workers: int):
+    """(x, y, skipped) of each list of keys in `batch_keys`, drawn by `workers` processes."""
+    for batch in DataLoader(data, batch_sampler=batch_keys, num_workers=workers, collate_fn=collate,
+                            worker_init_fn=quiet_worker, persistent_workers=False):
+        if isinstance(batch, DataError):
+            raise batch
+        yield batch
+
+
 class WorkerBatches:
     """Training batches from `images` through `transform` in `workers` DataLoader processes;
     the last incomplete batch of an epoch is dropped, as in the batched path."""
 
-    def __init__(self, images, transform, batch_size: int, seed: int, device, workers: int,
+    def __init__(self, images, transform, batch_size: int, seed: int, device, workers: int | None,
                  channels_last: bool = False, shard: int = 0, shards: int = 1):
         if batch_size > len(images):
             raise ValueError(f"batch size {batch_size} exceeds the {len(images)} training images")
         self.data = Transformed(images, transform, seed)
-        self.batch_size, self.seed, self.device, self.workers = batch_size, seed, device, workers
+        self.batch_size, self.seed, self.device = batch_size, seed, device
+        self.workers = worker_count(workers)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.shard, self.shards = shard, shards
         self.skipped = 0
@@ -113,9 +141,7 @@ class WorkerBatches:
                  [self.shard * per_rank:(self.shard + 1) * per_rank]] for i in range(start, len(self))]
 
     def epoch(self, epoch: int, start: int = 0):
-        loader = DataLoader(self.data, batch_sampler=self.keys(epoch, start), num_workers=self.workers,
-                            collate_fn=collate, persistent_workers=False)
-        for x, y, skipped in loader:
+        for x, y, skipped in load_batches(self.data, self.keys(epoch, start), self.workers):
             self.skipped += skipped
             if x is not None:
                 yield self.to_device(x), y.to(self.device)
@@ -128,17 +154,16 @@ class WorkerEvalSet:
     """A fixed, unaugmented evaluation set (this rank's every `shards`-th image) through
     `transform` in DataLoader workers."""
 
-    def __init__(self, images, transform, device, workers: int, shard: int = 0, shards: int = 1):
+    def __init__(self, images, transform, device, workers: int | None, shard: int = 0, shards: int = 1):
         self.data = Transformed(images, transform, 0)
         self.keys = [(0, k) for k in range(shard, len(images), shards)]
-        self.device, self.workers = device, workers
+        self.device, self.workers = device, worker_count(workers)
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def batches(self, batch_size: int):
         chunks = [self.keys[i:i + batch_size] for i in range(0, len(self.keys), batch_size)]
-        for x, y, _ in DataLoader(self.data, batch_sampler=chunks, num_workers=self.workers,
-                                  collate_fn=collate):
+        for x, y, _ in load_batches(self.data, chunks, self.workers):
             if x is not None:
                 yield x.to(self.device), y.to(self.device)
