@@ -29,10 +29,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from hydra.errors import HydraException
 from torch.utils.flop_counter import FlopCounterMode
 
 from repro.assemble import build_trainer, prepare, seeded_model
 from repro.data.loader import eval_batches
+from repro.errors import ConfigError, one_line
 from repro.provenance import save_result
 from repro.reference_loops import bare_loop, dataloader_loop
 from repro.train import compose_config
@@ -131,8 +133,8 @@ def parse_variants(specs: list[str], compile_backend: str | None) -> dict[str, l
     for spec in specs:
         name, sep, extra = spec.partition("=")
         if not sep or not name.isidentifier() or not shlex.split(extra):
-            raise SystemExit(f"error: --variant {spec!r} must read NAME=\"key=value ...\", e.g. "
-                             'channels_last="train.channels_last=true"')
+            raise ConfigError(f"--variant {spec!r} must read NAME=\"key=value ...\", e.g. "
+                              'channels_last="train.channels_last=true"')
         variants[name] = shlex.split(extra)
     return variants
 
@@ -147,9 +149,9 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
     model, host_data, device = prepare(cfg)
     data = host_data.to(device)                     # one copy on the device, shared by the trainers
     if len(data.train_y) < images * (args.reps + 2):
-        raise SystemExit(f"error: {len(data.train_y)} training images are too few for "
-                         f"{args.reps + 2} segments of {args.steps} steps at batch {b}: lower --steps "
-                         "or --reps, or raise data.num_train (synthetic data)")
+        raise ConfigError(f"{len(data.train_y)} training images are too few for "
+                          f"{args.reps + 2} segments of {args.steps} steps at batch {b}: lower --steps "
+                          "or --reps, or raise data.num_train (synthetic data)")
     bare_model = copy.deepcopy(model).to(device).train()
     trainer = build_trainer(cfg, model, data, device)
     batches = list(eval_batches(data.train_x[:images], data.train_y[:images], b, trainer.batches.normalize))
@@ -207,8 +209,9 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "results" / "bench"))
     parser.add_argument("overrides", nargs="*", default=["drop=dropout"])
     args = parser.parse_args()
-    args.variants = parse_variants(args.variant, args.compile)
-    results, devices = zip(*(bench_model(name, args) for name in args.models.split(",")))
+    with one_line(HydraException):                  # a refusal: one line, exit status 2
+        args.variants = parse_variants(args.variant, args.compile)
+        results, devices = zip(*(bench_model(name, args) for name in args.models.split(",")))
     save_result({"overrides": args.overrides, "steps_per_segment": args.steps, "reps": args.reps,
                  "results": results}, args.out, "bench_" + "-".join(r["model"] for r in results),
                 devices[0])

@@ -15,9 +15,9 @@ complete are listed in skipped.csv and table.md, never averaged in.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from repro.errors import DataError, refuse
 from repro.figures import FIGURES, build, write_glance
 from repro.ledger import LedgerConflict, collect, merge_tables
 
@@ -50,9 +50,9 @@ def main():
             else:
                 collect(args.name, args.source or ROOT / "multirun" / args.name, args.from_wandb, out)
         except (LedgerConflict, FileNotFoundError) as e:
-            sys.exit(f"error: {e}")
+            refuse(e)
     if not (out / "runs.csv").is_file():
-        sys.exit(f"error: {out}/runs.csv does not exist; collect first (drop --no-collect)")
+        refuse(DataError(f"{out}/runs.csv does not exist; collect first (drop --no-collect)"))
     print("\n".join(build(args.name, out)))
 
 

@@ -27,6 +27,7 @@ import sys
 import time
 
 from repro import drift, launch
+from repro.errors import ConfigError, one_line
 from repro.plan import read_plans
 
 
@@ -36,12 +37,13 @@ def plans(only: str | None, hardware: str) -> list[str]:
     kinds = {n: [p["hardware"] for p in read_plans(launch.RESULTS / n)] for n in names}
     missing = [n for n in names if not kinds[n]]
     if missing:
-        sys.exit(f"error: no committed plan for {missing}; write one with python -m repro.plan NAME --write")
+        raise ConfigError(f"no committed plan for {missing}; write one with "
+                          "python -m repro.plan NAME --write")
     wrong = [f"{n} ({', '.join(kinds[n])})" for n in names if hardware not in kinds[n]]
     if only and wrong:
-        sys.exit(f"error: the plans of {wrong} govern other hardware than this machine's {hardware!r}: "
-                 "runs here would not pair with theirs; write a plan for this kind "
-                 "(python -m repro.plan NAME --hardware KIND [--pilot-hardware OTHER] --write)")
+        raise ConfigError(f"the plans of {wrong} govern other hardware than this machine's {hardware!r}: "
+                          "runs here would not pair with theirs; write a plan for this kind "
+                          "(python -m repro.plan NAME --hardware KIND [--pilot-hardware OTHER] --write)")
     return [n for n in names if hardware in kinds[n]]
 
 
@@ -118,10 +120,11 @@ def main():
     if args.budget <= 0 or args.jobs < 1:
         parser.error("--budget must be > 0 seconds and --jobs >= 1")
     gpus = launch.visible_gpus() if args.gpus else None
-    if args.gpus and not gpus:
-        sys.exit("error: --gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
-    hardware = launch.hardware_here(gpus, bool(args.batched))
-    names = plans(args.only, hardware)
+    with one_line():                                  # one line, exit status 2
+        if args.gpus and not gpus:
+            raise ConfigError("--gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
+        hardware = launch.hardware_here(gpus, bool(args.batched))
+        names = plans(args.only, hardware)
     if not names:
         print(f"no committed plan governs {hardware!r}: write one from a pilot run on it "
               "(python -m repro.plan NAME --hardware KIND --write)")

@@ -27,8 +27,10 @@ import subprocess
 import sys
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 
 from repro import drift, launch
+from repro.errors import ConfigError, one_line
 from repro.launch import MULTIRUN, ROOT, run_dir, status
 from repro.train import compose_config
 
@@ -38,7 +40,7 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
     path = ROOT / "conf" / "experiment" / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        sys.exit(f"error: no experiment {name!r}; choose one of {known}")
+        raise ConfigError(f"no experiment {name!r}; choose one of {known}")
     sweeper = compose_config([f"experiment={name}"], hydra_node=True).hydra.sweeper
     params = dict(sweeper.get("params") or {})     # the experiment's own or one it builds on
     fixed = []
@@ -63,7 +65,7 @@ def sweep_values(override: str) -> list[str] | None:
     if not parsed.is_sweep_override():
         return None
     if not parsed.is_discrete_sweep():
-        sys.exit(f"error: {override}: a sweep needs a list of values (a,b or range(...))")
+        raise ConfigError(f"{override}: a sweep needs a list of values (a,b or range(...))")
     return list(parsed.sweep_string_iterator())
 
 
@@ -91,13 +93,11 @@ def main():
     args = parser.parse_intermixed_args()
     names = args.names.split(",")
     gpus = launch.visible_gpus() if args.gpus else None
-    if args.gpus and not gpus:
-        sys.exit("error: --gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
-    try:
+    with one_line(FileNotFoundError, HydraException):      # one line, exit status 2
+        if args.gpus and not gpus:
+            raise ConfigError("--gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
         points = [(name, overrides) for name in names
                   for overrides in (launch.planned(name) if args.plan else grid(name, args.overrides))]
-    except FileNotFoundError as err:
-        sys.exit(f"error: {err}")
     done = {name: launch.recorded(name, launch.hardware_here(gpus)) for name in names}
     todo = []
     for name, overrides in points:

@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import TINY, load_script
 
+from repro.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,7 +43,7 @@ def test_bench_runs_every_variant_and_writes_its_result(tmp_path):
 @pytest.mark.parametrize("spec", ["channels_last", "2fast=train.amp=false", "empty="])
 def test_a_malformed_variant_is_refused_before_any_work(spec):
     bench = load_script("bench")
-    with pytest.raises(SystemExit, match="must read NAME="):
+    with pytest.raises(ConfigError, match="must read NAME="):
         bench.parse_variants([spec], None)
     assert bench.parse_variants(['g=train.compile=inductor train.compile_mode=reduce-overhead'],
                                 "inductor") == {

@@ -8,6 +8,7 @@ import pytest
 
 from repro import launch, plan
 from repro.claims import CLAIMS
+from repro.errors import ConfigError
 from repro.figures import FIGURES, GLANCE
 from repro.plan import make_plan, plan_name, read_plan, read_plans
 from repro.results import collect_dirs, write_csv
@@ -62,7 +63,8 @@ def test_writing_plans_for_two_kinds_and_refusing_a_rewrite(tmp_path, monkeypatc
     before = (folder / "plan-nvidia-h200-batched.json").read_bytes()
     with pytest.raises(SystemExit) as refused:
         main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", here, "--min-seeds", "30")
-    assert refused.value.code == 2 and "plan-nvidia-h200-batched.json already plans" in capsys.readouterr().err
+    assert refused.value.code == 2
+    assert "plan-nvidia-h200-batched.json already plans" in capsys.readouterr().err
     assert (folder / "plan-nvidia-h200-batched.json").read_bytes() == before
     with pytest.raises(SystemExit) as refused:
         main()
@@ -94,7 +96,7 @@ def test_the_queue_runs_the_plan_of_its_own_kind(tmp_path, monkeypatch):
     queue = load_script("plan_queue")
     assert queue.plans(None, "gpu") == queue.plans(None, "cpu") == ["early_regime"]
     assert queue.plans(None, "tpu") == []
-    with pytest.raises(SystemExit, match=r"early_regime \(cpu, gpu\).*--pilot-hardware"):
+    with pytest.raises(ConfigError, match=r"early_regime \(cpu, gpu\).*--pilot-hardware"):
         queue.plans("early_regime", "tpu")
 
 

@@ -20,7 +20,7 @@ from repro.analysis.probe import DynamicsProbe, snapshot_path
 from repro.assemble import prepare
 from repro.atomic import write_atomic
 from repro.distributed import World
-from repro.errors import DataError
+from repro.errors import DataError, one_line
 from repro.schedules import DropSchedule
 
 
@@ -63,7 +63,8 @@ def main():
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("overrides", nargs="*", help="dot-list overrides, e.g. analysis.num_grads=32")
     args = parser.parse_args()
-    print(f"wrote {measure_run(args.run_dir, args.overrides)}")
+    with one_line():                         # a run directory it cannot measure: one line, exit 2
+        print(f"wrote {measure_run(args.run_dir, args.overrides)}")
 
 
 if __name__ == "__main__":
