@@ -98,6 +98,8 @@ def check_data(cfg) -> None:
             f"mixup / cutmix need an even train.batch_size, got {cfg.train.batch_size}")
     check_auto_augment(d.auto_augment)
     require(0 <= d.random_erasing <= 1, f"data.random_erasing={d.random_erasing} must lie in [0, 1]")
+    require(d.workers is None or d.workers >= 0, f"data.workers={d.workers} must be >= 0 (0: decode in "
+            "the main process), or null for one DataLoader process per core")
     require(0 < d.crop_pct <= 1, f"data.crop_pct={d.crop_pct} must lie in (0, 1] (0.875: 256 -> 224)")
     scale = list(d.rrc_scale)
     require(len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1,
@@ -132,6 +134,8 @@ def check_analysis(cfg) -> None:
 
 
 def check_runtime(cfg) -> None:
+    require(cfg.threads is None or cfg.threads >= 1, f"threads={cfg.threads} must be a positive number "
+            "of CPU threads, or null for torch's default")
     device = str(cfg.device)
     require(device == "auto" or device == "cpu" or device.startswith("cuda"),
             f"device={device!r} must be auto, cpu or cuda[:N]")

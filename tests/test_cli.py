@@ -57,6 +57,15 @@ def two_class_imagenet(tmp) -> list[str]:
             "data.img_size=28"]
 
 
+def empty_jpeg(tmp) -> list[str]:
+    """An ImageFolder tree with a zero-byte .jpg (it used to fail in a DataLoader worker mid-run,
+    a 28-line traceback, the run folder left behind)."""
+    write_image_folder(tmp / "in", ["n01", "n02"])
+    (tmp / "in" / "train" / "n02" / "img2.jpg").write_bytes(b"")
+    return [*(a for a in TINY if not a.startswith("data=")), "data=imagenet", f"data.root={tmp}/in",
+            "data.num_classes=2", "data.img_size=28", "data.workers=2"]
+
+
 def under_a_file(tmp) -> list[str]:
     (tmp / "afile").write_text("not a folder")
     return [*TINY, f"hydra.run.dir={tmp}/afile/run"]
@@ -84,6 +93,12 @@ FRESH = {
     "run dir not permitted": (lambda tmp: [*TINY, "hydra.run.dir=/sys/x"],
                               "hydra.run.dir=/sys/x cannot be created (Operation not permitted)"),
     "run dir under a file": (under_a_file, "/afile/run cannot be created (Not a directory)"),
+    "zero-byte jpg in the ImageFolder tree": (empty_jpeg, "1 image files cannot be decoded, e.g. "),
+    "data.workers=-1": (lambda tmp: [*TINY, "data.workers=-1"],      # a ValueError traceback, a run folder
+                        "data.workers=-1 must be >= 0 (0: decode in the main process), or null"),
+    "threads=-1": (lambda tmp: [*TINY, "threads=-1"],                # a RuntimeError traceback
+                   "threads=-1 must be a positive number of CPU threads, or null for torch's default"),
+    "threads=0": (lambda tmp: [*TINY, "threads=0"], "threads=0 must be a positive number"),  # ran anyway
     "unknown group option": (lambda tmp: [*TINY, "model=vit_huge"],   # Hydra's own: was exit 1, many lines
                              "Could not find 'model/vit_huge'; Available options in 'model': convnext_femto"),
     "bad choice of a data key": (lambda tmp: [*TINY, "data.bad_images=ignore"],
@@ -102,6 +117,8 @@ def test_refused_launch_exits_2_with_one_line_and_leaves_nothing(case, tmp_path,
     assert_refused(code, err, message)
     if case == "num_classes vs the class list":
         assert "set data.num_classes=2" in err
+    if case == "zero-byte jpg in the ImageFolder tree":
+        assert "n02/img2.jpg (an empty file); remove or replace them, or set data.bad_images=skip" in err
     after = snapshot(tmp_path)
     assert {p: after.get(p) for p in before} == before              # nothing written is changed
     assert not (tmp_path / "outputs").exists()                      # no run folder left behind

@@ -80,17 +80,34 @@ def test_a_stream_run_trains_evaluates_and_logs_best_accuracy(tree, tmp_path):
     assert summary["steps"] == 3
 
 
-def test_corrupt_image_stops_naming_the_file_or_is_skipped_and_counted(tree):
+@pytest.mark.parametrize("damage", ["empty", "garbage"])
+def test_corrupt_image_stops_before_training_naming_the_file_or_is_left_out_and_counted(tree, damage, caplog):
     bad = tree / "train" / "n02" / "img1.png"
-    bad.write_bytes(b"not an image at all")
+    bad.write_bytes(b"" if damage == "empty" else b"not an image at all")
     files = ImageFiles([str(bad)], [0])
     with pytest.raises(DataError, match="img1.png: cannot decode.*data.bad_images=skip"):
         files.load(0)
+    with pytest.raises(DataError, match=r"^1 image files cannot be decoded, e.g. \S*img1.png \(.*\); "
+                                        "remove or replace them, or set data.bad_images=skip"):
+        load_data(stream_cfg(tree).data)                # the scan, before any batch is drawn
     cfg = stream_cfg(tree, "data.bad_images=skip")
-    batches, _ = load_data(cfg.data).pipeline(cfg, torch.device("cpu"), World())
-    assert isinstance(batches, WorkerBatches)
-    drawn = sum(len(y) for _, y in batches.epoch(0))
-    assert batches.skipped == 1 and drawn == 11
+    data = load_data(cfg.data)
+    assert "data.bad_images=skip: left out 1 image files cannot be decoded" in caplog.text
+    assert len(data.train_paths) == 11 and str(bad) not in data.train_paths
+    batches, _ = data.pipeline(cfg, torch.device("cpu"), World())
+    assert isinstance(batches, WorkerBatches) and len(batches) == 2
+
+
+def test_an_image_broken_past_its_header_stops_with_one_line_from_the_main_process(tree):
+    """A truncated JPEG opens (its header is whole) and fails when decoded in a worker: the error
+    is raised again in the main process, one line naming the file (it used to be 'Caught DataError
+    in DataLoader worker process 0' and the worker's traceback)."""
+    broken = tree / "train" / "n01" / "img0.JPEG"
+    raw = broken.read_bytes()
+    broken.write_bytes(raw[:len(raw) * 2 // 3])
+    with pytest.raises(DataError) as err:
+        epoch_batches(stream_cfg(tree), workers=1)
+    assert str(err.value).startswith(f"{broken}: cannot decode this image") and "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("extra, error, message", [
