@@ -112,6 +112,11 @@ def check_optim(cfg) -> None:
             "adamw, momentum (plain SGD), lamb")
     require(o.lr > 0, f"optim.lr={o.lr:g} must be > 0")
     require(o.warmup_epochs >= 0, f"optim.warmup_epochs={o.warmup_epochs:g} must be >= 0")
+    epochs = cfg.train.epochs
+    require(not 0 < epochs <= o.warmup_epochs,
+            f"optim.warmup_epochs={o.warmup_epochs:g} is not shorter than training (train.epochs={epochs}): "
+            f"the LR would still be warming up at the end; use e.g. optim.warmup_epochs={epochs / 6:.3g} (a "
+            "sixth of training, as the paper's 50 of 300 epochs), or train longer")
 
 
 def check_analysis(cfg) -> None:

@@ -99,6 +99,8 @@ FRESH = {
     "threads=-1": (lambda tmp: [*TINY, "threads=-1"],                # a RuntimeError traceback
                    "threads=-1 must be a positive number of CPU threads, or null for torch's default"),
     "threads=0": (lambda tmp: [*TINY, "threads=0"], "threads=0 must be a positive number"),  # ran anyway
+    "warmup outlasting training": (lambda tmp: [*TINY, "optim.warmup_epochs=2"],   # LR rising to the end
+                                   "optim.warmup_epochs=2 is not shorter than training (train.epochs=2)"),
     "unknown group option": (lambda tmp: [*TINY, "model=vit_huge"],   # Hydra's own: was exit 1, many lines
                              "Could not find 'model/vit_huge'; Available options in 'model': convnext_femto"),
     "bad choice of a data key": (lambda tmp: [*TINY, "data.bad_images=ignore"],

@@ -19,7 +19,8 @@ PARTNERS = {("model", "vit_tiny"): ["data=imagenet_subset", "data.img_size=224"]
             ("model", "convnext_femto"): ["data=imagenet_subset", "data.img_size=224",
                                           "drop=early_drop_path"],
             ("data", "cifar10"): ["model.patch_size=4"], ("data", "cifar100"): ["model.patch_size=4"],
-            ("data", "imagenet_subset"): ["model.patch_size=8"]}
+            ("data", "imagenet_subset"): ["model.patch_size=8"],
+            ("optim", "paper_adamw"): ["train.epochs=300"]}     # its 50 warmup epochs: refused in 3
 
 
 def test_groups_are_found():

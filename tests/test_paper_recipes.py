@@ -1,10 +1,12 @@
 """Each `paper_` experiment (one per row of the paper's Table 1, basic and improved recipes) holds
 the official recipe, written out here independently of conf/ so that drift fails CI, and runs a
-few steps on CPU through the streaming path on a generated JPEG tree."""
+few steps on CPU through the streaming path on a generated JPEG tree. A recipe keeps its
+augmentation whatever data= is chosen; shortened, it is refused while its warmup outlasts training."""
 import pytest
 from conftest import CONF, compose_config, make_cfg
 from writers import write_image_folder
 
+from repro.errors import ConfigError
 from repro.optim import scaled_lr
 from repro.run import run
 from repro.validate import validate
@@ -69,3 +71,30 @@ def test_paper_experiment_runs_a_few_steps_on_cpu(name, tmp_path):
     validate(cfg)
     summary = run(cfg, tmp_path / "run")
     assert summary["steps"] == 3 and 0 <= summary["test_acc"] <= 1
+
+
+AUGMENTATION = ["data.auto_augment", "data.rrc_scale", "data.interpolation", "data.hflip",
+                "data.random_erasing", "data.crop_pct", "data.label_smoothing", "data.mixup", "data.cutmix"]
+
+
+@pytest.mark.parametrize("data", ["fashion_mnist", "cifar10", "imagenet_subset", "synthetic"])
+@pytest.mark.parametrize("recipe, schedule", [("paper_basic", BASIC), ("paper_improved", IMPROVED)])
+def test_a_recipe_keeps_its_augmentation_whatever_the_data(recipe, schedule, data, tmp_path):
+    """`recipe=paper_basic data=fashion_mnist` used to train without RandAugment, mixup, erasing and
+    label smoothing, silently: those keys lived in conf/data/imagenet.yaml alone."""
+    cfg = make_cfg(f"recipe={recipe}", f"data={data}")
+    assert cfg.data.name == data
+    assert {k: value(cfg, k) for k in AUGMENTATION} == {k: ({**RECIPE, **schedule}[k]) for k in AUGMENTATION}
+    if data == "synthetic":                                # and it trains so, on the per-image path
+        small = ["train.batch_size=32", "train.epochs=1", "drop.cutoff_epoch=0.5", "optim.warmup_epochs=0.1",
+                 "data.workers=0", "train.progress=false", "logger=none", "threads=1", "model.embed_dim=16",
+                 "model.depth=1", "model.num_heads=2", "train.eval_batch_size=128",
+                 "train.train_eval_size=64"]
+        assert run(make_cfg(f"recipe={recipe}", "data=synthetic", *small), tmp_path)["steps"] == 512 // 32
+
+
+def test_a_shortened_recipe_whose_warmup_outlasts_training_is_refused():
+    """A paper recipe shortened to 1 epoch kept its 50 warmup epochs (LR 1.1e-6 at step 6)."""
+    with pytest.raises(ConfigError, match=r"optim.warmup_epochs=50 is not shorter than training "
+                                          r"\(train.epochs=1\): .* use e.g. optim.warmup_epochs=0.167"):
+        validate(make_cfg("recipe=paper_basic", "drop=none", "train.epochs=1"))
