@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from repro.checkpoint import RESUME_FREE_KEYS
 from repro.figures import FIGURES, build
 from repro.ledger import LedgerConflict, collect
 from repro.plan import read_plans
@@ -68,8 +69,29 @@ def hardware_here(gpus: list[str] | None, batched: bool = False) -> str:
     return hardware_kind({**record, "batched": batched})
 
 
-def run_dir(name: str, overrides: list[str]) -> Path:
-    return MULTIRUN / name / ",".join(sorted(overrides))
+# Overrides that say how a run is launched, not what it computes (the keys its config hash leaves
+# out, its device, the experiment that names its parent folder, Hydra's own): they name no folder.
+LAUNCH_KEYS = (*RESUME_FREE_KEYS, "device", "experiment", "hydra")
+BEFORE = ("experiment", "threads", "device")      # the only ones left out of the names before
+
+
+def key(override: str) -> str:
+    return override.partition("=")[0].lstrip("+~")
+
+
+def named(overrides: list[str]) -> list[str]:
+    """The overrides that name a run's folder, sorted: all but LAUNCH_KEYS (and their subkeys)."""
+    return sorted(o for o in overrides
+                  if not any(key(o) == k or key(o).startswith(f"{k}.") for k in LAUNCH_KEYS))
+
+
+def run_dir(name: str, overrides: list[str], parent: Path | None = None) -> Path:
+    """Where the run of `overrides` lives: parent (default multirun/NAME) / its named overrides,
+    comma-joined. Where that folder does not exist but the one named as before does
+    (multirun/NAME / all overrides but BEFORE's), the run is that one's."""
+    path = (MULTIRUN / name if parent is None else Path(parent)) / ",".join(named(overrides))
+    before = MULTIRUN / name / ",".join(sorted(o for o in overrides if key(o) not in BEFORE))
+    return before if before != path and before.is_dir() and not path.exists() else path
 
 
 def status(path: Path, recorded_runs: set = frozenset()) -> str:

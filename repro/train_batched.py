@@ -2,15 +2,18 @@
 one batched model (repro.run_batched), each seed's run where the sweep puts it.
 
     python -m repro.train_batched experiment=NAME [key=value ...] seeds=3,4,5,6 [threads=N] [device=D]
+                                  [hydra.run.dir=PARENT]
 
-Seed k's run directory is `repro.launch.run_dir(NAME, [key=value ..., seed=k])`:
-multirun/NAME/<the overrides and seed=k, sorted, comma-joined>, e.g.
-multirun/early_regime/drop=none,seed=3 -- the directory scripts/sweep.py and scripts/plan_queue.py
-give that grid point, so they count it as done once it finishes, and a relaunch resumes it.
-NAME is the config's `name` (the experiment's); `experiment=`, `threads=` and `device=` stay out
-of the directory names, as the launchers keep them out. Refusals (an option batching does not
-support, a directory holding another run) print one line, `error: ...`, and exit with status 2
-before anything is written.
+Seed k's run directory is `repro.launch.run_dir(NAME, [key=value ..., seed=k], PARENT)`: PARENT
+(hydra.run.dir, as for any launch; default multirun/NAME) / the overrides that shape the result
+and seed=k, sorted, comma-joined, e.g. multirun/early_regime/drop=none,seed=3 -- the directory
+scripts/sweep.py and scripts/plan_queue.py give that grid point, so they count it as done once it
+finishes, and a relaunch resumes it. NAME is the config's `name` (the experiment's); launch
+settings (repro.launch.LAUNCH_KEYS: experiment=, threads=, device=, logger=, data.workers=,
+hydra.*, ...) stay out of the directory names, and a folder named by every override, as before
+they did, is still found and resumed. Refusals (an option batching does not support, a directory
+holding another run) print one line, `error: ...`, and exit with status 2 before anything is
+written; the exit statuses are those of python -m repro.train.
 """
 from __future__ import annotations
 
@@ -24,8 +27,6 @@ from repro.errors import ConfigError, one_line
 from repro.launch import run_dir
 from repro.run_batched import run_batched
 from repro.train import compose_config
-
-UNNAMED = ("experiment", "threads", "device")     # overrides that do not name a run directory
 
 
 def split_seeds(args: list[str]) -> tuple[list[int], list[str]]:
@@ -44,8 +45,10 @@ def split_seeds(args: list[str]) -> tuple[list[int], list[str]]:
 
 
 def seed_run_dirs(name: str, overrides: list[str], seeds: list[int]) -> list:
-    named = [o for o in overrides if o.partition("=")[0].lstrip("+~") not in UNNAMED]
-    return [run_dir(name, [*named, f"seed={seed}"]) for seed in seeds]
+    """Seed k's directory under hydra.run.dir (if given) for each of `seeds`."""
+    parent = next((o.partition("=")[2].strip("'\"") for o in overrides if o.startswith("hydra.run.dir=")),
+                  None)
+    return [run_dir(name, [*overrides, f"seed={seed}"], parent) for seed in seeds]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     with one_line(HydraException):
         seeds, overrides = split_seeds(args.overrides)
-        cfg = compose_config(overrides)
+        cfg = compose_config([o for o in overrides if not o.startswith("hydra.")])
         summaries = run_batched(cfg, seeds, seed_run_dirs(cfg.name, overrides, seeds))
     if summaries[0].get("exit_status"):
         sys.exit(summaries[0]["exit_status"])

@@ -16,6 +16,7 @@ from repro.checkpoint import save_atomic
 from repro.errors import ConfigError
 from repro.run import run, summarize
 from repro.run_batched import run_batched
+from repro.train import compose_config
 from repro.train_batched import main
 
 
@@ -116,3 +117,37 @@ def test_command_line_puts_each_seed_where_the_sweep_puts_it(tmp_path, monkeypat
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: seed=...: give the batch's seeds as seeds=a,b,... (e.g. seeds=0,1,2,3)"]
+
+
+SMALL = ["data=synthetic", "model.embed_dim=32", "model.depth=2", "model.num_heads=2", "train.epochs=1"]
+LAUNCH = ["logger=none", "threads=1", "train.progress=false"]     # name no folder
+
+
+def test_hydra_run_dir_is_the_parent_of_folders_named_by_the_swept_keys(tmp_path, monkeypatch):
+    """It used to be ignored and put into the names, with logger=none and the like."""
+    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    main(["experiment=early_regime", *SMALL, "drop=none", "seeds=0,1", f"hydra.run.dir={tmp_path}/mine",
+          *LAUNCH])
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == [
+        ",".join(sorted([*SMALL, "drop=none", f"seed={k}"])) for k in (0, 1)]
+    assert all(launch.status(p) == "done" for p in (tmp_path / "mine").iterdir())
+    assert not (tmp_path / "multirun").exists()
+
+
+def test_a_folder_named_as_before_is_found_and_resumed(tmp_path, monkeypatch):
+    """Seed folders named by every override but experiment=, threads= and device= (as they were
+    before the launch settings left the names) are where a relaunch resumes, and the sweep looks."""
+    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    args = [*SMALL, "drop=none", *LAUNCH]
+    before = [tmp_path / "multirun" / "early_regime" / ",".join(sorted(    # as train_batched named them
+        [o for o in args if not o.startswith("threads=")] + [f"seed={k}"])) for k in (0, 1)]
+    whole = run_batched(compose_config(["experiment=early_regime", *args]), [0, 1], before)
+    for folder in before:                                 # stopped before their summaries
+        (folder / "COMPLETE").unlink()
+        (folder / "summary.json").unlink()
+    resumed = main(["experiment=early_regime", *args, "seeds=0,1"])
+    assert sorted((tmp_path / "multirun" / "early_regime").iterdir()) == before
+    assert all("resuming at step 4 of 4" in (f / "train.log").read_text() for f in before)
+    same = [{**s, "wall_s_this_launch": 0} for s in whole]
+    assert [{**s, "wall_s_this_launch": 0} for s in resumed] == same
+    assert [launch.run_dir("early_regime", [*args, f"seed={k}"]) for k in (0, 1)] == before
