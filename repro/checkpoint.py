@@ -19,8 +19,10 @@ from omegaconf import OmegaConf
 from repro.atomic import replacing
 from repro.errors import DataError, RunError
 
-# Keys that may change between a run and its resumption without changing the result.
-RESUME_FREE_KEYS = ("logger", "train.progress", "train.resume", "threads")
+# Keys that may change between a run and its resumption without changing the result (batches are
+# a function of (seed, epoch, index) whatever the number of DataLoader workers: data.workers).
+RESUME_FREE_KEYS = ("logger", "train.progress", "train.resume", "threads", "data.workers")
+HASHED_WORKERS = (4, 8)   # data.workers's defaults while it was hashed (the schema's, imagenet's)
 DIGEST = 32  # bytes of the SHA-256 trailer
 
 
@@ -43,8 +45,9 @@ class WriteFailed(RunError):
                          "then relaunch")
 
 
-def config_hash(cfg) -> str:
-    """A digest of everything in the config that shapes the run's result."""
+def config_hash(cfg, workers: int | None = None) -> str:
+    """A digest of everything in the config that shapes the run's result; with `workers`, the
+    digest runs recorded while data.workers was hashed, for data.workers=`workers`."""
     config = OmegaConf.to_container(cfg, resolve=True)
     for key in RESUME_FREE_KEYS:
         *parents, leaf = key.split(".")
@@ -52,7 +55,19 @@ def config_hash(cfg) -> str:
         for p in parents:
             node = node.get(p, {})
         node.pop(leaf, None)
+    if workers is not None:
+        config["data"]["workers"] = workers
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def matches(stored: str, cfg, recorded: Path) -> bool:
+    """`stored` (a checkpoint's or COMPLETE marker's hash) is `cfg`'s: its config_hash, or for a run
+    recorded while data.workers was hashed, that digest with the worker count its config.yaml
+    (`recorded`) holds, or one of the defaults of then (HASHED_WORKERS)."""
+    if stored == config_hash(cfg):
+        return True
+    then = OmegaConf.load(recorded).data.get("workers") if Path(recorded).is_file() else None
+    return any(stored == config_hash(cfg, w) for w in {then, *HASHED_WORKERS} if isinstance(w, int))
 
 
 def previous(path: Path) -> Path:

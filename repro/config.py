@@ -68,7 +68,7 @@ class DataConfig:
     download: bool = True               # cifar
     class_list: Optional[str] = None    # imagenet_subset
     cache_dir: Optional[str] = None
-    workers: int = 4
+    workers: Optional[int] = None       # DataLoader processes; null: one per core (not hashed)
     auto_augment: Optional[str] = None  # a timm policy (rand-m9-mstd0.5-inc1): per-image, in workers
     rrc_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])   # with auto_augment / imagenet
     interpolation: Interpolation = Interpolation.bicubic

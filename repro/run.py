@@ -23,8 +23,11 @@ from repro.validate import validate
 
 
 def finished(run_dir: RunDir, cfg) -> dict | None:
-    """The summary of a run completed in `run_dir` with this config (its marker verified)."""
-    return run_dir.finished(checkpoint.config_hash(cfg))
+    """The summary of a run completed in `run_dir` with this config (its marker verified; a marker
+    written while data.workers was hashed counts too: checkpoint.matches)."""
+    stored = run_dir.read_json("COMPLETE")["config_hash"] if run_dir.marker.is_file() else None
+    same = stored is not None and checkpoint.matches(stored, cfg, run_dir.config)
+    return run_dir.finished(stored if same else checkpoint.config_hash(cfg))
 
 
 def check_split(cfg, world) -> None:
@@ -40,7 +43,7 @@ def resume_state(cfg, run_dir: RunDir) -> dict | None:
     if not cfg.train.resume:
         return None
     state = checkpoint.load(run_dir.checkpoint)
-    if state is not None and state["config_hash"] != checkpoint.config_hash(cfg):
+    if state is not None and not checkpoint.matches(state["config_hash"], cfg, run_dir.config):
         raise ConfigError(f"{run_dir} holds a run of a different config; choose another "
                           "hydra.run.dir, or set train.resume=false to start it over")
     return state

@@ -142,6 +142,33 @@ def test_resume_refuses_a_different_config(tiny_cfg, tmp_path):
         run(tiny_cfg("train.epochs=1", "drop.rate=0.2"), tmp_path)
 
 
+@pytest.mark.parametrize("workers", [4, 6], ids=["the default of then", "recorded in config.yaml"])
+def test_a_run_hashed_with_its_worker_count_still_resumes_and_counts_as_finished(tiny_cfg, tmp_path, workers):
+    """Checkpoints and COMPLETE markers written while data.workers was in the config hash (4 by
+    default, or as config.yaml recorded it) are still this config's; another count is not."""
+    from repro import checkpoint
+    from repro.errors import ConfigError
+    cfg = tiny_cfg()
+    first = run(cfg, tmp_path)
+    then = checkpoint.config_hash(cfg, workers)
+    config = tmp_path / "config.yaml"
+    config.write_text(config.read_text().replace("workers: null", f"workers: {workers}"))
+    done = json.loads((tmp_path / "COMPLETE").read_text())
+    (tmp_path / "COMPLETE").write_text(json.dumps({**done, "config_hash": then}))
+    assert run(cfg, tmp_path) == first                              # finished: nothing to do
+    state = checkpoint.load(tmp_path / "checkpoint.pt")
+    for name in ("COMPLETE", "summary.json"):
+        (tmp_path / name).unlink()
+    checkpoint.save_atomic({**state, "config_hash": then}, tmp_path / "checkpoint.pt", keep_previous=False)
+    again = run(cfg, tmp_path)                                      # resumed at its last step
+    assert {**again, "wall_s_this_launch": 0} == {**first, "wall_s_this_launch": 0}
+    (tmp_path / "COMPLETE").unlink()
+    checkpoint.save_atomic({**state, "config_hash": checkpoint.config_hash(cfg, 5)},
+                           tmp_path / "checkpoint.pt", keep_previous=False)
+    with pytest.raises(ConfigError, match="different config"):
+        run(cfg, tmp_path)
+
+
 def cli(args, cwd):
     env = {**os.environ, "WANDB_SILENT": "true"}
     return subprocess.Popen([sys.executable, "-m", "repro.train", *args], cwd=cwd, env=env,

@@ -1,6 +1,7 @@
 """The schema (repro/config.py) checks types, unknown keys and each key's choices; the config a run
 records (config.yaml, .hydra/config.yaml) and hashes (checkpoint.config_hash, by which finished
-and interrupted runs are recognised) is exactly the one composed before the schema took over."""
+and interrupted runs are recognised) is exactly the one composed before the schema took over, and
+the worker count is no part of the hash (runs hashed with it are still recognised)."""
 import hashlib
 
 import pytest
@@ -12,22 +13,26 @@ from repro.checkpoint import config_hash
 from repro.config import AnalysisConfig, LoggerConfig, TrainConfig, check_schema
 from repro.errors import ConfigError
 
-# Recorded at commit e27186d, before the choices became Enums and the train defaults moved from
-# conf/config.yaml into TrainConfig: config_hash, then sha256[:16] of OmegaConf.to_yaml resolved
-# (the run's config.yaml) and unresolved (.hydra/config.yaml).
+# config_hash as recorded at commit e27186d, before the choices became Enums and the train defaults
+# moved from conf/config.yaml into TrainConfig, and kept while data.workers was hashed (4 by
+# default, 8 for imagenet): checkpoint.config_hash(cfg, workers) still gives it, so runs recorded
+# then resume and count as finished. Then, recorded when data.workers left the hash (its default
+# null: one worker per core): config_hash and sha256[:16] of OmegaConf.to_yaml resolved (the
+# run's config.yaml) and unresolved (.hydra/config.yaml).
 PINNED = {
-    "experiment=early_regime drop=early_dropout seed=3": ("68896fc852bf4b83", "3296e6f41c309601",
-                                                         "cbf1c7684b2399ed"),
-    "experiment=late_regime drop=late_drop_path": ("cc747398a4d27bd5", "e94a0bf1e21fbf66",
-                                                   "7e7d3853a1d8b732"),
-    "": ("e273a1232817232b", "7da7266201c295a0", "a73238e597f8320b"),
-    "experiment=regime_map_steps data.train_subset=1000 drop=none": ("67419198d2417ab2", "c7cb5937f7f2c63e",
-                                                                    "4c8ab1e70fc93a7f"),
-    "recipe=paper_basic drop=early_drop_path": ("5994b41a0cbe18cb", "e73a77c2b9d61be4", "9f5f8d903da18037"),
-    "data=imagenet data.bad_images=skip train.nonfinite=skip": ("0b85e00a0b57beaa", "b13618360b3f8772",
-                                                               "4af320d25e17e986"),
-    "experiment=dynamics analysis.mode=snapshot": ("221af225778edc13", "7fb0288af961bd68",
-                                                   "c2bfeab0a927517b"),
+    "experiment=early_regime drop=early_dropout seed=3": ("68896fc852bf4b83", "cbba2f5d8ed68aeb",
+                                                         "964c09cf26f3a547", "48d3c8888c63afba"),
+    "experiment=late_regime drop=late_drop_path": ("cc747398a4d27bd5", "9c580596f0d3e596",
+                                                   "9610aacdd4c53490", "f001756c6e4b856e"),
+    "": ("e273a1232817232b", "784ea34b4e530429", "876f4db09ac25942", "cf335f28c176ec17"),
+    "experiment=regime_map_steps data.train_subset=1000 drop=none": (
+        "67419198d2417ab2", "ec613a0cfdb4064d", "d27bacaf3d0d76d9", "1b8acd4db245ef09"),
+    "recipe=paper_basic drop=early_drop_path": ("5994b41a0cbe18cb", "ccef27d7b1ab55ff", "e2be93d58d5de6c3",
+                                                "ac738e081f2d9a1a"),
+    "data=imagenet data.bad_images=skip train.nonfinite=skip": ("0b85e00a0b57beaa", "9e5f881339413c0f",
+                                                               "fc90cf9e5b549943", "a805f536d9f50d7a"),
+    "experiment=dynamics analysis.mode=snapshot": ("221af225778edc13", "12ea33122adbcbe4",
+                                                   "d518c8d0129cf1f0", "faea98da5042c2b9"),
 }
 
 
@@ -38,8 +43,10 @@ def digest(text: str) -> str:
 @pytest.mark.parametrize("overrides", PINNED)
 def test_composed_config_and_its_hash_are_unchanged(overrides):
     cfg = make_cfg(*overrides.split())
-    assert (config_hash(cfg), digest(OmegaConf.to_yaml(cfg, resolve=True)),
+    then = config_hash(cfg, workers=8 if cfg.data.name == "imagenet" else 4)
+    assert (then, config_hash(cfg), digest(OmegaConf.to_yaml(cfg, resolve=True)),
             digest(OmegaConf.to_yaml(cfg))) == PINNED[overrides]
+    assert config_hash(make_cfg(*overrides.split(), "data.workers=3")) == config_hash(cfg)
 
 
 def test_composed_values_read_as_plain_strings():

@@ -120,7 +120,7 @@ def test_command_line_puts_each_seed_where_the_sweep_puts_it(tmp_path, monkeypat
 
 
 SMALL = ["data=synthetic", "model.embed_dim=32", "model.depth=2", "model.num_heads=2", "train.epochs=1"]
-LAUNCH = ["logger=none", "threads=1", "train.progress=false"]     # name no folder
+LAUNCH = ["logger=none", "threads=1", "train.progress=false", "data.workers=0"]     # name no folder
 
 
 def test_hydra_run_dir_is_the_parent_of_folders_named_by_the_swept_keys(tmp_path, monkeypatch):

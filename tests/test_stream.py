@@ -1,6 +1,8 @@
 """The per-image (DataLoader worker) path: the ImageFolder stream at full resolution with timm's
 augmentation, and the same augmentation on in-memory images. Tested on real JPEG / PNG trees the
 tests write: determinism across workers, resume and ranks; bad input stopped before training."""
+import os
+
 import pytest
 import torch
 from conftest import make_cfg
@@ -50,6 +52,27 @@ def test_stream_batches_are_a_function_of_seed_epoch_and_index(tree):
     assert same(full[1:], epoch_batches(cfg, start=1))           # resumed mid-epoch
     assert not same(full, epoch_batches(cfg, epoch=1))           # a new order and new augmentation
     assert not same(full, epoch_batches(stream_cfg(tree, "seed=1")))
+
+
+def test_a_run_resumes_with_another_worker_count_to_the_same_result(tree, tmp_path, monkeypatch):
+    """data.workers is no part of the config hash (a run stopped on a machine with other cores
+    resumes; it used to be refused as another config), and the result is the same bitwise."""
+    from test_reliability_kill_resume import same_run
+
+    from repro import checkpoint
+    whole = run(stream_cfg(tree, "train.epochs=2"), tmp_path / "whole")
+    saved = checkpoint.save_atomic
+
+    def save_then_crash(state, path):
+        saved(state, path)
+        raise KeyError("crash after the first checkpoint")
+    monkeypatch.setattr(checkpoint, "save_atomic", save_then_crash)
+    with pytest.raises(KeyError):
+        run(stream_cfg(tree, "train.epochs=2", "data.workers=0"), tmp_path / "moved")
+    monkeypatch.undo()
+    moved = run(stream_cfg(tree, "train.epochs=2", "data.workers=2"), tmp_path / "moved")
+    assert {**moved, "wall_s_this_launch": 0} == {**whole, "wall_s_this_launch": 0}
+    same_run(tmp_path / "whole", tmp_path / "moved")
 
 
 def test_ranks_take_their_slice_of_the_same_global_batch(tree):
@@ -145,5 +168,10 @@ def test_in_memory_images_take_the_worker_path_when_randaugment_is_asked(tmp_pat
     assert isinstance(batches, WorkerBatches)
     x, y = next(iter(batches.epoch(0)))
     assert x.shape == (32, 1, 28, 28) and x.dtype == torch.float32
+    batches.workers = 2                              # the same batches, whatever worker draws them
+    assert all(torch.equal(a, b) for a, b in zip(next(iter(batches.epoch(0))), (x, y)))
+    default, _ = data.pipeline(make_cfg("data=synthetic", "data.auto_augment=rand-m9-mstd0.5-inc1"),
+                               torch.device("cpu"), World())
+    assert default.workers == len(os.sched_getaffinity(0))      # data.workers=null: one per core
     summary = run(cfg, tmp_path / "run")
     assert summary["steps"] == len(data.train_y) // 32
