@@ -78,7 +78,8 @@ AUGMENTATION = ["data.auto_augment", "data.rrc_scale", "data.interpolation", "da
 
 
 @pytest.mark.parametrize("data", ["fashion_mnist", "cifar10", "imagenet_subset", "synthetic"])
-@pytest.mark.parametrize("recipe, schedule", [("paper_basic", BASIC), ("paper_improved", IMPROVED)])
+@pytest.mark.parametrize("recipe, schedule", [("paper_basic", BASIC), ("paper_improved", IMPROVED)],
+                         ids=["paper_basic", "paper_improved"])
 def test_a_recipe_keeps_its_augmentation_whatever_the_data(recipe, schedule, data, tmp_path):
     """`recipe=paper_basic data=fashion_mnist` used to train without RandAugment, mixup, erasing and
     label smoothing, silently: those keys lived in conf/data/imagenet.yaml alone."""
