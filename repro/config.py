@@ -170,7 +170,7 @@ class TrainConfig:
     ckpt_every: int = 0             # steps between mid-epoch checkpoints (0: at epoch ends only)
     # a non-finite loss: stop (naming the last good checkpoint) or skip the step
     nonfinite: NonFinite = NonFinite.stop
-    # finish the step, checkpoint, stop (SLURM / submitit)
+    # finish the step, checkpoint, stop (SLURM / submitit); Ctrl-C (SIGINT) always does
     stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1", "SIGUSR2"])
     amp: bool = True                # bf16 autocast on CUDA (CPU always runs fp32)
     grad_checkpointing: bool = False    # recompute block activations in backward: less memory, ~30% slower
