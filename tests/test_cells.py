@@ -131,7 +131,7 @@ def test_the_tables_judge_each_cell_by_its_own_plan(tmp_path):
     # late dropout - standard dropout: +0.5, +0.6, +0.7 pp, planned 3 seeds: 0.60 ± 0.25, reproduced
     late = next(line for line in over.splitlines() if line.startswith("| late dropout raises test accuracy"))
     assert "0.60 ± 0.25" in late and "**reproduced**" in late
-    early = next(line for line in over.splitlines() if line.startswith("| early dropout raises test accuracy"))
+    early = next(ln for ln in over.splitlines() if ln.startswith("| early dropout raises test accuracy"))
     assert "0.40" in early and "2" in early.split("|")[4]          # the paper's margin, 2 seeds planned
     assert "standard dropout hurts an underfitting model" in under
     assert "late dropout raises" not in under

@@ -19,7 +19,8 @@ def test_training_is_bitwise_what_this_kind_recorded(tmp_path):
     got = drift.measure()
     if not record:     # a kind not yet recorded: what the guard would record must reproduce itself
         record = drift.measure()
-    assert {c: got[c] for c in drift.CASES if c in record} == {c: record[c] for c in drift.CASES if c in record}
+    cases = [c for c in drift.CASES if c in record]
+    assert {c: got[c] for c in cases} == {c: record[c] for c in cases}
 
 
 def fake_measure(values):
@@ -48,7 +49,8 @@ def test_guard_records_a_new_kind_then_compares(capability, tmp_path, monkeypatc
 def test_old_records_have_a_kind_of_their_own():
     assert hardware_kind({"device": "cpu", "hardware": "x86_64, 1 threads"}) == "cpu, instruction set unknown"
     assert hardware_kind({"device": "cpu", "batched": 4}) == "cpu, instruction set unknown (batched)"
-    assert hardware_kind({"device": "cuda:0", "hardware": "NVIDIA H200", "batched": 41}) == "NVIDIA H200 (batched)"
+    old_gpu = {"device": "cuda:0", "hardware": "NVIDIA H200", "batched": 41}
+    assert hardware_kind(old_gpu) == "NVIDIA H200 (batched)"
     new = numerics(torch.device("cpu"))
     assert hardware_kind(new) == f"cpu {torch.backends.cpu.get_cpu_capability()} torch {torch.__version__}"
     assert hardware_kind({**new, "device": "cuda:0", "hardware": "NVIDIA H200"}) == \

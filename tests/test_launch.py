@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from repro import launch
-from repro.results import read_csv
 from repro.provenance import UNKNOWN_ISA
+from repro.results import read_csv
 from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +156,8 @@ def test_queue_batches_seeds_of_one_method_into_one_process():
 
 def test_queue_runs_only_plans_of_this_hardware_kind(capsys, monkeypatch):
     queue = load_script("plan_queue")
-    assert queue.plans(None, UNKNOWN_ISA) == ["dynamics_decompose", "early_regime"]   # early_regime_long: withdrawn
+    # early_regime_long's plans are withdrawn
+    assert queue.plans(None, UNKNOWN_ISA) == ["dynamics_decompose", "early_regime"]
     assert queue.plans(None, UNKNOWN_ISA + " (batched)") == []
     monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "60", "--batched", "4", "--dry-run"])
     queue.main()

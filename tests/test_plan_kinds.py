@@ -115,13 +115,16 @@ def test_each_kind_is_judged_by_its_own_plan_in_the_table_and_the_summary(tmp_pa
     text = "\n".join(FIGURES["early_regime"](runs, curves, out))
     cpu, gpu = text.split("Runs on gpu:")
     assert f"Pre-registered verdicts (plan.json, hardware {OLD_CPU};" in cpu
-    assert "| early dropout raises test accuracy | test_acc | 0.40 | 3 / 2 | 1.50 ± 6.35 |" in cpu
+    assert ("| early dropout raises test accuracy | test_acc | 0.40 (the paper's) | 2 of 2 planned | "
+            "1.50 ± 6.35 pp | **inconclusive at the planned seeds (interval wider than planned)** | "
+            "1 more: 3.00 pp |") in cpu
     assert "Pre-registered verdicts (plan-gpu.json, hardware gpu;" in gpu
-    assert ("| early dropout raises test accuracy | test_acc | 0.40 | 4 / 3 | 1.00 ± 0.00 | **reproduced** "
-            "| 4 seeds: 1.00 ± 0.00 |") in gpu
+    # +1 pp on every seed: the interval excludes the paper's +0.4 on the far side
+    assert ("| early dropout raises test accuracy | test_acc | 0.40 (the paper's) | 3 of 3 planned | "
+            "1.00 ± 0.00 pp | **larger than the paper's** | 1 more: 1.00 pp |") in gpu
     rows = GLANCE["early_regime"](runs, curves, out)
     claim = CLAIMS["early_regime"][0].text
     first = [(r["hardware"], r["seeds"], r["verdict"]) for r in rows if r["claim"] == claim]
     wide = "inconclusive at the planned seeds (interval wider than planned)"
-    assert first == [(OLD_CPU, "3 / 2 planned", wide),
-                     ("gpu", "4 / 3 planned", "reproduced")]
+    assert first == [(OLD_CPU, "2 of 2 planned", wide),
+                     ("gpu", "3 of 3 planned", "larger than the paper's")]

@@ -21,7 +21,7 @@ def test_each_rate_is_paired_with_rate_zero_at_its_depth(tmp_path):
     assert "| 12 | 0.0 | 3 | 70.00 ± 0.00 | 100.00 ± 0.00 | 30.00 ± 0.00 | - | - |" in text
     assert (tmp_path / "late_regime_search.png").is_file()
     [row] = GLANCE["late_regime_search"](runs, [], tmp_path)
-    assert row["verdict"] == "1 inconclusive (interval includes 0), 1 reproduced (unplanned)"
+    assert row["verdict"] == "1 inconclusive (interval includes 0), 1 reproduced"
     assert (row["effect"], row["seeds"], row["hardware"]) == ("+1.33 to +3.00 pp", "3 per setting", "cpu")
     with pytest.raises(ValueError, match="several hardware kinds"):
         FIGURES["late_regime_search"](runs + rows(6, 0.0, [0.7], "NVIDIA H200"), [], tmp_path)
