@@ -154,7 +154,9 @@ def table(regime: Regime, runs: list[dict], out: Path) -> list[str]:
     kinds = hardware_kinds(runs)
     primary = primary_kind(runs, plan)
     methods = group_by(rows_on(runs, primary), "drop.kind", "drop.mode")
-    lines = [f"Hardware: {primary} (runs of other kinds are tabled apart, never paired with these)", ""]
+    apart = len(runs) - len(rows_on(runs, primary))
+    lines = [f"Hardware: {primary} ({apart} runs of other kinds are tabled apart, never paired with "
+             "these)", ""]
     lines += methods_table(regime, methods)
     lines += ["", "Means ± 95% t-intervals over seeds; differences are paired by seed.", ""]
     if plan:
