@@ -107,14 +107,14 @@ def grouping(config: dict, run_dir: Path) -> dict:
     it (results/NAME/plan*.json for its kind and cell, when its arm and seed are in the plan; else
     'unplanned') and numerics kind (repro.provenance.hardware_kind, from the run's provenance.json)."""
     from repro.claims import CELL_EXPERIMENTS
-    from repro.plan import read_plan
     from repro.provenance import hardware_kind
     flat, name = flatten(config), config.get("name")
     cell = {key: flat.get(key) for key in CELL_EXPERIMENTS.get(name, ())}
     record = run_dir / "provenance.json"
     kind = hardware_kind(json.loads(record.read_text())) if record.is_file() else "unknown"
     drop = {k: flat.get(f"drop.{k}") for k in ("kind", "mode", "rate")}
-    plan = read_plan(RESULTS / str(name), kind, cell or None)
+    plans = [{**json.loads(p.read_text()), "file": p.name} for p in (RESULTS / str(name)).glob("plan*.json")]
+    plan = next((p for p in plans if p["hardware"] == kind and p.get("cell") == (cell or None)), None)
     arms = (f"{drop['kind']}/{drop['mode']}", f"drop.rate={drop['rate']}")
     seeds = max([n for arm, n in (plan or {}).get("seeds", {}).items() if arm in arms], default=0)
     return {"experiment": name, "cell": ",".join(f"{k}={v}" for k, v in cell.items()) or "-",
