@@ -63,10 +63,15 @@ def in_cell(row: dict, cell: dict | None) -> bool:
     return all(row.get(k) == v for k, v in (cell or {}).items())
 
 
+def no_dropout_gap(rows: list[dict]) -> tuple[float, float, int]:
+    """The no-dropout runs' train - test accuracy gap: mean, 95% half-width, seeds."""
+    return mean_ci([r["train_full_acc"] - r["test_acc"] for r in rows
+                    if (r["drop.kind"], r["drop.mode"]) == NONE and r["train_full_acc"] is not None])
+
+
 def cell_claims(pilot: list[dict]) -> tuple[tuple[Claim, ...], dict]:
     """A cell's claims, chosen by its regime as its no-dropout pilot runs measure it."""
-    gaps = [r["train_full_acc"] - r["test_acc"] for r in pilot if (r["drop.kind"], r["drop.mode"]) == NONE]
-    gap, half, n = mean_ci(gaps)
+    gap, half, n = no_dropout_gap(pilot)
     if n < 2:
         raise ValueError(f"the cell's regime needs at least 2 no-dropout pilot runs, it has {n}")
     regime = cell_regime(gap, half)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from repro import claims as paper
 from repro.claims import CELL_CLAIMS, CELL_EXPERIMENTS, NONE, cell_regime
-from repro.figures.common import fmt, group_by, mean_ci, plt, save
+from repro.figures.common import fmt, group_by, plt, save
 from repro.figures.regimes import Regime, claim_diff, glance_on, methods_table, planned_lines
 from repro.figures.summary import scale_text
 from repro.ledger import hardware_kinds, rows_on
+from repro.plan import no_dropout_gap as gap
 from repro.plan import read_plans
 
 WIDTH, SIZE = CELL_EXPERIMENTS["regime_study"]
@@ -26,12 +27,6 @@ METHODS = {NONE: "no dropout", paper.DROPOUT: "standard dropout", paper.DROP_PAT
 FAMILIES = ((paper.EARLY_DROPOUT, NONE), (paper.EARLY_DROP_PATH, NONE), (paper.DROPOUT, NONE),
             (paper.DROP_PATH, NONE), (paper.LATE_DROPOUT, paper.DROPOUT),
             (paper.LATE_DROP_PATH, paper.DROP_PATH))
-
-
-def gap(rows: list[dict]) -> tuple[float, float, int]:
-    """The no-dropout runs' train - test accuracy gap: mean, 95% half-width, seeds."""
-    return mean_ci([r["train_full_acc"] - r["test_acc"] for r in rows
-                    if (r["drop.kind"], r["drop.mode"]) == NONE and r["train_full_acc"] is not None])
 
 
 def regime_of(rows: list[dict], plan: dict | None) -> str:
