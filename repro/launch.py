@@ -39,16 +39,17 @@ def drop_configs() -> dict:
 
 def planned(name: str, hardware: str | None = None) -> list[list[str]]:
     """The grid points results/NAME's plans for `hardware` (default: its first plan's kind) ask
-    for, cell by cell (an experiment of cells has a plan per cell) and seed by seed (each seed's
-    arms together, so that pairs complete together): arm m (a method kind/mode, or a grid point
-    such as drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
+    for, cell by cell, the cheapest plan (fewest runs) first so that a short window finishes whole
+    cells, and seed by seed (each seed's arms together, so that pairs complete together): arm m
+    (a method kind/mode, or a grid point such as drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
     first = next((p for p in read_plans(RESULTS / name) if hardware in (None, p["hardware"])), None)
     if first is None:
         raise FileNotFoundError(f"results/{name} has no plan{f' for {hardware!r}' if hardware else ''}; "
                                 f"write one with python -m repro.plan {name} --write")
     drop = drop_configs()
     points = []
-    for plan in [p for p in read_plans(RESULTS / name) if p["hardware"] == first["hardware"]]:
+    plans = [p for p in read_plans(RESULTS / name) if p["hardware"] == first["hardware"]]
+    for plan in sorted(plans, key=lambda p: sum(p["seeds"].values())):
         cell = [f"{k}={v}" for k, v in (plan.get("cell") or {}).items()]
         arm = {m: m.split(",") if "=" in m else [f"drop={drop[m]}"] for m in plan["seeds"]}
         points += [sorted([*cell, *arm[m], f"seed={seed}"]) for seed in range(max(plan["seeds"].values()))

@@ -113,6 +113,7 @@ def test_the_queue_runs_every_cells_plan_seed_by_seed(tmp_path, monkeypatch):
     points = launch.planned("regime_study", KIND)
     over = [p for p in points if "data.train_subset=1000" in p]
     assert len(over) == 2 * 7 + 2 and len(points) - len(over) == 2 * 5     # seed 2: the late pair only
+    assert points[10:] == over                          # the cheaper cell's plan (10 runs) first
     assert {p[-1] for p in over[:7]} == {"seed=0"} and len({p[1] for p in over[:7]}) == 7
     assert [p[1:] for p in over[-2:]] == [["drop=late_dropout", "model.embed_dim=48", "seed=2"],
                                           ["drop=dropout", "model.embed_dim=48", "seed=2"]]
