@@ -23,6 +23,10 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from repro.errors import ConfigError
 
+# Keys that say how a run is watched or executed, not what it computes: left out of its config hash
+# (repro.records.checkpoint.config_hash), so changing them resumes the same run.
+RESUME_FREE_KEYS = ("logger", "train.progress", "train.resume", "threads", "data.workers")
+
 
 class Choice(str, Enum):
     """One of a key's choices: equal to, printed and serialized as its value (like 3.11's StrEnum),
@@ -132,6 +136,9 @@ class LoggerConfig:
     project: str = "dropout-reduces-underfitting"
     entity: Optional[str] = None
     group: Optional[str] = "${name}"    # the experiment's name
+    # An experiment of cells (conf/experiment/NAME.yaml sets it): the keys whose values name a
+    # run's cell; W&B and results/ group by them (a plan and a verdict per cell)
+    cell: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -7,41 +7,18 @@ before compute (one line naming the key or path and the fix; Hydra's own composi
 130 stopped by Ctrl-C (SIGINT: once, with a checkpoint; twice, at once)."""
 from __future__ import annotations
 
-import os
-import secrets
 import sys
-from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from repro import distributed, rundir
-from repro.config import register_schemas
+from repro import distributed, paths
+from repro.compose import compose_config
 from repro.errors import one_line
-from repro.run import run
-
-# A token for run directory names, so jobs started in the same second never collide. Cached in
-# the config like Hydra's ${now:}, so that submitit jobs and their requeues (which carry the
-# launcher's config cache) resolve the same directory and resume there.
-PROCESS_TOKEN = f"{os.getpid()}-{secrets.token_hex(2)}"
-OmegaConf.register_new_resolver("uid", lambda: PROCESS_TOKEN, replace=True, use_cache=True)
-# Integer division, at least 1: configs that couple two settings, e.g. epochs that grow as the
-# training set shrinks (`${idiv:180000,${data.train_subset}}`: the same number of steps).
-OmegaConf.register_new_resolver("idiv", lambda a, b: max(1, int(a) // int(b)), replace=True)
-
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-register_schemas()
-
-
-def compose_config(overrides=(), hydra_node: bool = False) -> DictConfig:
-    """The config `python -m repro.train OVERRIDES` would run, for scripts and tests (with the
-    `hydra` node, e.g. an experiment's sweeper grid, if asked)."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
+from repro.loop.run import run
+from repro.records import rundir
 
 
 def hydra_record(cfg: DictConfig) -> dict[str, str]:
@@ -56,7 +33,7 @@ def hydra_record(cfg: DictConfig) -> dict[str, str]:
 LAUNCHED: list[bool] = []      # set once Hydra has composed the config and called `launch`
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")   # absolute: repro-train too
+@hydra.main(version_base="1.3", config_path=str(paths.CONF), config_name="config")   # absolute: repro-train
 def launch(cfg: DictConfig) -> float | None:
     LAUNCHED.append(True)
     try:

@@ -1,15 +1,15 @@
 """Seed-batched training from the command line: several seeds of one config in one process, as
-one batched model (repro.run_batched), each seed's run where the sweep puts it.
+one batched model (repro.loop.run_batched), each seed's run where the sweep puts it.
 
     python -m repro.train_batched experiment=NAME [key=value ...] seeds=3,4,5,6 [threads=N] [device=D]
                                   [hydra.run.dir=PARENT]
 
-Seed k's run directory is `repro.launch.run_dir(NAME, [key=value ..., seed=k], PARENT)`: PARENT
+Seed k's run directory is `repro.paths.run_dir(NAME, [key=value ..., seed=k], PARENT)`: PARENT
 (hydra.run.dir, as for any launch; default multirun/NAME) / the overrides that shape the result
 and seed=k, sorted, comma-joined, e.g. multirun/early_regime/drop=none,seed=3 -- the directory
 scripts/sweep.py and scripts/plan_queue.py give that grid point, so they count it as done once it
 finishes, and a relaunch resumes it. NAME is the config's `name` (the experiment's); launch
-settings (repro.launch.LAUNCH_KEYS: experiment=, threads=, device=, logger=, data.workers=,
+settings (repro.paths.LAUNCH_KEYS: experiment=, threads=, device=, logger=, data.workers=,
 hydra.*, ...) stay out of the directory names, and a folder named by every override, as before
 they did, is still found and resumed. Refusals (an option batching does not support, a directory
 holding another run) print one line, `error: ...`, and exit with status 2 before anything is
@@ -23,10 +23,10 @@ import sys
 
 from hydra.errors import HydraException
 
+from repro.compose import compose_config
 from repro.errors import ConfigError, one_line
-from repro.launch import run_dir
-from repro.run_batched import run_batched
-from repro.train import compose_config
+from repro.loop.run_batched import run_batched
+from repro.paths import run_dir
 
 
 def split_seeds(args: list[str]) -> tuple[list[int], list[str]]:

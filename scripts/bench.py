@@ -32,12 +32,12 @@ import torch.nn.functional as F
 from hydra.errors import HydraException
 from torch.utils.flop_counter import FlopCounterMode
 
-from repro.assemble import build_trainer, prepare, seeded_model
+from repro.compose import compose_config
 from repro.data.loader import eval_batches
 from repro.errors import ConfigError, one_line
-from repro.provenance import save_result
-from repro.reference_loops import bare_loop, dataloader_loop
-from repro.train import compose_config
+from repro.loop.assemble import build_trainer, prepare, seeded_model
+from repro.loop.reference_loops import bare_loop, dataloader_loop
+from repro.records.provenance import save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 # Dense bf16 tensor-core peaks (FLOP/s) for model FLOPs utilization; other devices report none.

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from repro.analysis.gradients import flat_params, num_trainable
 from repro.analysis.probe import DynamicsProbe
-from repro.assemble import build_trainer, prepare
-from repro.provenance import save_result
-from repro.train import compose_config
+from repro.compose import compose_config
+from repro.loop.assemble import build_trainer, prepare
+from repro.records.provenance import save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 

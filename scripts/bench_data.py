@@ -6,7 +6,7 @@ augmentation per image in workers). Images per second of training batches, no mo
     python scripts/bench_data.py --root /path/to/imagenet --classes 10 [--workers 8] [--batches 20]
     python scripts/bench_data.py --generate 2000          # a JPEG tree written to a temp folder
 
-Writes results/bench/bench_data_<hardware>_torch<version>.json (repro.provenance.save_result).
+Writes results/bench/bench_data_<hardware>_torch<version>.json (repro.records.provenance.save_result).
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from repro.compose import compose_config
 from repro.data import load_data
 from repro.distributed import World
-from repro.provenance import save_result
-from repro.train import compose_config
+from repro.records.provenance import save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@
 
 Writes results/NAME/{runs.csv, curves.csv, skipped.csv, table.md, *.png, *.pdf,
 collection.json}. Collecting adds runs to the committed tables and never drops or rewrites one
-(repro.ledger), so an experiment's tables grow across days and machines. Runs that are not
+(repro.report.ledger), so an experiment's tables grow across days and machines. Runs that are not
 complete are listed in skipped.csv and table.md, never averaged in.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import argparse
 from pathlib import Path
 
 from repro.errors import DataError, refuse
-from repro.figures import FIGURES, build, write_glance
-from repro.ledger import LedgerConflict, collect, merge_tables
+from repro.report.figures import FIGURES, build, write_glance
+from repro.report.ledger import LedgerConflict, collect, merge_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """One section of the prepared GPU check (scripts/gpu_check.sh runs each under its own timeout).
 A section writes its table as it finishes: OUT_DIR/gpu_check_<section>_<hardware>_torch<version>.json
-(repro.provenance.save_result: commit, versions, hardware, argv; plus CUDA, cuDNN and the shell
+(repro.records.provenance.save_result: commit, versions, hardware, argv; plus CUDA, cuDNN and the shell
 command) and the same table in markdown, appended to OUT_DIR/check.md.
 
     python scripts/gpu_check.py tests|vit|stream|regime OUT_DIR [--dry-run]
@@ -29,7 +29,7 @@ from pathlib import Path
 import bench
 import torch
 
-from repro.provenance import save_result
+from repro.records.provenance import save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 DRY_MODEL = ["model.depth=2"]           # the dry run's ViT-T: 2 blocks of its 12

@@ -1,7 +1,7 @@
 """The GPU check's regime section (scripts/gpu_check.py): runs per GPU-minute for the early regime's
 config (conf/experiment/early_regime.yaml, its default drop: early dropout), side by side: N
 single-run processes at once (`python -m repro.train`, as scripts/sweep.py --gpus starts them) against
-one seed-batched process of K seeds (repro.run_batched) for each K. Each side gets a time box; where
+one seed-batched process of K seeds (repro.loop.run_batched) for each K. Each side gets a time box; where
 its runs do not all finish inside it, the rate is projected from the progress its runs logged
 (start-up measured, then the steady rate of the last part of the box). Run folders go to a
 temporary folder and are deleted; processes are ended by pid.
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from gpu_check import ROOT, record
 
-from repro.drift import TINY
-from repro.launch import pinned, visible_gpus
-from repro.train import compose_config
+from repro.compose import compose_config
+from repro.report.drift import TINY
+from repro.report.launch import pinned, visible_gpus
 
 EXPERIMENT = "early_regime"
 
@@ -122,7 +122,7 @@ def regime(out: Path, dry: bool) -> None:
 
 def batched(runs_dir: str, seeds: str, *overrides: str) -> None:
     """One seed-batched process, as repro.train_batched but with its runs in `runs_dir`/seed_<k>."""
-    from repro.run_batched import run_batched
+    from repro.loop.run_batched import run_batched
     cfg = compose_config([f"experiment={EXPERIMENT}", *overrides])
     seeds = [int(s) for s in seeds.split(",")]
     run_batched(cfg, seeds, [Path(runs_dir) / f"seed_{s}" for s in seeds])

@@ -16,8 +16,8 @@ import bench
 import bench_data
 from gpu_check import DRY_MODEL, record
 
-from repro.assemble import build_trainer, prepare
-from repro.train import compose_config
+from repro.compose import compose_config
+from repro.loop.assemble import build_trainer, prepare
 
 RECIPE = ["data.mixup=0.8", "data.cutmix=1.0", "data.label_smoothing=0.1"]   # conf/data/imagenet.yaml's
 

@@ -23,7 +23,7 @@ source "$(dirname "$0")/gpu_lib.sh"           # say, install_carried, track, end
 trap 'end_tracked 10' EXIT                     # what this window started, and nothing else
 install_carried || exit 3
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-KIND=$(python3 -c "from repro.launch import hardware_here; print(hardware_here(['0'], True))")
+KIND=$(python3 -c "from repro.report.launch import hardware_here; print(hardware_here(['0'], True))")
 for name in ${MIRROR//,/ }; do
     python3 -m repro.plan "$name" --mirror "$MIRROR_FROM" --hardware "$KIND" --write
 done

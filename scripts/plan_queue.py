@@ -4,7 +4,7 @@
                                  [--dry-run]
 
 Pending: the runs that results/NAME's plan for this hardware kind asks for (plan.json or
-plan-<kind>.json, repro.plan) that neither results/NAME holds on this kind nor multirun/ has
+plan-<kind>.json, repro.report.plan) that neither results/NAME holds on this kind nor multirun/ has
 finished. Order: the experiments of --only in that
 order (default: every plan, by name), each in its plan's seed-by-seed order, so that pairs
 complete together. A run's time is estimated from the median wall time of its method on this
@@ -26,15 +26,16 @@ import statistics
 import sys
 import time
 
-from repro import drift, launch
+from repro import paths
 from repro.errors import ConfigError, one_line
-from repro.plan import read_plans
+from repro.report import drift, launch
+from repro.report.plan import read_plans
 
 
 def plans(only: str | None, hardware: str) -> list[str]:
     """The experiments whose committed plan governs `hardware` (asked for by --only: all must)."""
-    names = only.split(",") if only else sorted({p.parent.name for p in launch.RESULTS.glob("*/plan*.json")})
-    kinds = {n: [p["hardware"] for p in read_plans(launch.RESULTS / n)] for n in names}
+    names = only.split(",") if only else sorted({p.parent.name for p in paths.RESULTS.glob("*/plan*.json")})
+    kinds = {n: [p["hardware"] for p in read_plans(paths.RESULTS / n)] for n in names}
     missing = [n for n in names if not kinds[n]]
     if missing:
         raise ConfigError(f"no committed plan for {missing}; write one with "
@@ -49,7 +50,7 @@ def plans(only: str | None, hardware: str) -> list[str]:
 
 def wall_times(name: str, hardware: str) -> dict[str, list[float]]:
     """Measured seconds per run of each drop option (`drop=...`) on `hardware`."""
-    path = launch.RESULTS / name / "collection.json"
+    path = paths.RESULTS / name / "collection.json"
     entries = json.loads(path.read_text())["runs"] if path.is_file() else []
     times: dict[str, list[float]] = {}
     for e in entries:
@@ -74,7 +75,7 @@ def estimator(names: list[str], hardware: str, default: float):
 def pending(names: list[str], hardware: str) -> list[tuple[str, list[str]]]:
     return [(name, overrides) for name in names
             for done in [launch.recorded(name, hardware)] for overrides in launch.planned(name, hardware)
-            if launch.status(launch.run_dir(name, overrides), done) != "done"]
+            if launch.status(paths.run_dir(name, overrides), done) != "done"]
 
 
 def batched(todo: list[tuple[str, list[str]]], k: int) -> list[tuple[str, list[str]]]:

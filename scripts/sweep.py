@@ -4,7 +4,7 @@
                                            [--plan] [--dry-run] [--no-record] [key=a,b ...]
 
 Several names queue their grids one after another into the same parallel slots. --plan runs
-what results/NAME/plan.json asks for instead (repro.plan), seed by seed.
+what results/NAME/plan.json asks for instead (repro.report.plan), seed by seed.
 
 Every grid point gets a deterministic directory, multirun/NAME/<k1=v1,k2=v2>, so re-running a
 sweep skips finished runs (COMPLETE marker, or already in results/NAME on this hardware kind, from
@@ -15,7 +15,7 @@ than GPUs, slot k takes GPU k mod #GPUs: small models share a GPU well). slurm: 
 launcher (conf/hydra/launcher/slurm.yaml), same directories.
 
 Each run that ends cleanly is added at once to the experiment's committed tables in results/NAME
-(repro.ledger), its table and figures rebuilt: commit them as they come, and a sweep stopped
+(repro.report.ledger), its table and figures rebuilt: commit them as they come, and a sweep stopped
 halfway has lost nothing finished.
 """
 from __future__ import annotations
@@ -29,10 +29,11 @@ import sys
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from repro import drift, launch
+from repro.compose import compose_config
 from repro.errors import ConfigError, one_line
-from repro.launch import MULTIRUN, ROOT, run_dir, status
-from repro.train import compose_config
+from repro.paths import MULTIRUN, ROOT, run_dir
+from repro.report import drift, launch
+from repro.report.launch import status
 
 
 def grid(name: str, extra: list[str]) -> list[list[str]]:

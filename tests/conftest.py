@@ -13,10 +13,9 @@ import pytest
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from repro.drift import FAST, TINY  # noqa: F401  (tiny runs on synthetic data: the golden cases' config)
-from repro.train import CONF, compose_config  # noqa: F401  (CONF: re-exported for tests)
-
-ROOT = Path(__file__).resolve().parents[1]
+from repro.compose import compose_config
+from repro.paths import CONF, ROOT  # noqa: F401  (re-exported for tests)
+from repro.report.drift import FAST, TINY  # noqa: F401  (tiny runs on synthetic data: the golden cases' config)
 
 
 def make_cfg(*overrides: str):

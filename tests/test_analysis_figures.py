@@ -1,8 +1,8 @@
 """The decomposition figures and tables (paper, mask and trajectory effects, the mask effect
 relative to the masks-off value; per training batch) built from hand-valued curves.csv analysis
 rows."""
-from repro.figures.dynamics import make, make_batch_axis
-from repro.results import write_csv
+from repro.records.tables import write_csv
+from repro.report.figures.dynamics import make, make_batch_axis
 
 
 def analysis_row(rate: float, seed: int, step: int, train_batch: int = 128) -> dict:

@@ -9,8 +9,8 @@ from conftest import TINY, make_cfg
 from repro.analysis.batch_axis import measure_axis
 from repro.analysis.measure import measure_run
 from repro.analysis.probe import DECOMPOSED
-from repro.figures.decomposition import batch_axis_lines, plot_batch_axis
-from repro.run import run
+from repro.loop.run import run
+from repro.report.figures.decomposition import batch_axis_lines, plot_batch_axis
 
 
 def events(path, kind):

@@ -13,7 +13,7 @@ from torch.func import grad
 
 from repro.analysis.gradients import flat_params
 from repro.analysis.probe import DECOMPOSED, DynamicsProbe, measurement_steps
-from repro.figures.decomposition import effects
+from repro.report.figures.decomposition import effects
 from repro.schedules import DropController, DropSchedule
 
 

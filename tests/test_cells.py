@@ -5,11 +5,12 @@ import json
 
 import pytest
 
-from repro import launch, plan
-from repro.claims import CELL_CLAIMS, cell_regime
-from repro.figures import FIGURES, GLANCE
-from repro.plan import make_plan, plan_name, read_plan, read_plans
-from repro.results import write_csv
+from repro import paths
+from repro.records.tables import write_csv
+from repro.report import launch, plan
+from repro.report.claims import CELL_CLAIMS, cell_regime
+from repro.report.figures import FIGURES, GLANCE
+from repro.report.plan import make_plan, plan_name, read_plan, read_plans
 
 KIND = "cpu AVX512 torch 2.14.1+cu130"
 OVER, UNDER = (48, 1000), (48, 60000)
@@ -90,7 +91,7 @@ def test_the_plan_cli_writes_one_file_per_cell_and_refuses_a_rewrite(tmp_path, m
     folder = tmp_path / "results" / "regime_study"
     folder.mkdir(parents=True)
     write_csv(pilot(), folder / "runs.csv")
-    monkeypatch.setattr(plan, "ROOT", tmp_path)
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
 
     def main(*args):
         monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--hardware", KIND, *args, "--write"])
@@ -108,7 +109,7 @@ def test_the_plan_cli_writes_one_file_per_cell_and_refuses_a_rewrite(tmp_path, m
 
 
 def test_the_queue_runs_every_cells_plan_seed_by_seed(tmp_path, monkeypatch):
-    monkeypatch.setattr(launch, "RESULTS", tmp_path)
+    monkeypatch.setattr(paths, "RESULTS", tmp_path)
     write_plans(tmp_path, pilot())
     points = launch.planned("regime_study", KIND)
     over = [p for p in points if "data.train_subset=1000" in p]
@@ -118,7 +119,7 @@ def test_the_queue_runs_every_cells_plan_seed_by_seed(tmp_path, monkeypatch):
     assert [p[1:] for p in over[-2:]] == [["drop=late_dropout", "model.embed_dim=48", "seed=2"],
                                           ["drop=dropout", "model.embed_dim=48", "seed=2"]]
     assert over[0][0] == "data.train_subset=1000" and over[0] == sorted(over[0])
-    assert launch.run_dir("regime_study", over[0]).name == ",".join(over[0])   # the sweep's folder
+    assert paths.run_dir("regime_study", over[0]).name == ",".join(over[0])   # the sweep's folder
 
 
 def test_the_tables_judge_each_cell_by_its_own_plan(tmp_path):
@@ -162,7 +163,7 @@ def test_a_gpu_window_mirrors_every_cells_plan_from_the_same_pilot(tmp_path, mon
         mirrored = made[plan_name(gpu, scope)]
         assert mirrored == make_plan("regime_study", runs, gpu, own["min_seeds"], KIND, scope)
         assert mirrored["pilot_hardware"] == KIND and mirrored["regime"] == own["regime"]
-    monkeypatch.setattr(plan, "ROOT", tmp_path)
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
     monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--mirror", KIND, "--hardware", gpu, "--write"])
     plan.main()
     assert len(read_plans(folder)) == 4 and plan.mirror("regime_study", folder, KIND, gpu) == []

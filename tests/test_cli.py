@@ -14,8 +14,9 @@ import pytest
 from conftest import TINY
 from writers import write_image_folder
 
-from repro import rundir
-from repro.train import compose_config, main
+from repro.compose import compose_config
+from repro.records import rundir
+from repro.train import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ from conftest import CONF, make_cfg
 from omegaconf import OmegaConf
 
 from repro.errors import ConfigError
-from repro.validate import validate
+from repro.loop.validate import validate
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
           for g in CONF.iterdir() if g.is_dir() and g.name != "experiment"}

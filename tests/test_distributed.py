@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY, make_cfg
 from test_run import ROOT, events
 
-from repro.run import run
+from repro.loop.run import run
 
 pytestmark = pytest.mark.slow
 

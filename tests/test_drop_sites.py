@@ -1,5 +1,5 @@
 """An oracle for the drop schedule as training applies it: every registered arch, every schedule
-kind (the all-zero ones too), built and driven through the real path (repro.assemble, ModelStep.begin)
+kind (the all-zero ones too), built and driven through the real path (repro.loop.assemble, ModelStep.begin)
 and read back at every step from every dropout and DropPath module of the model, against rates
 worked out here from the paper's formulas (docs/paper.md section 2), not from repro.schedules."""
 import json
@@ -13,11 +13,11 @@ from timm.layers import DropPath
 from timm.models.swin_transformer import SwinTransformer
 from torch.nn.modules.dropout import _DropoutNd
 
-from repro.assemble import build_trainer, prepare
+from repro.loop.assemble import build_trainer, prepare
+from repro.loop.run import run
+from repro.loop.validate import validate
 from repro.models import ARCHS, DROP_KINDS, build_model
-from repro.run import run
 from repro.schedules import DropSchedule
-from repro.validate import validate
 
 P, HEAD = 0.25, 0.3        # the scheduled rate; the classifier head's, which no schedule touches
 RGB32 = ["data.img_size=32", "data.in_chans=3", f"model.head_dropout={HEAD}"]

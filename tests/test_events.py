@@ -1,4 +1,4 @@
-"""repro.events against hand-computed expectations: the mean of a loss window, the stop on a
+"""repro.loop.events against hand-computed expectations: the mean of a loss window, the stop on a
 non-finite mean naming the checkpoint, the best test accuracy, a checkpoint round trip that cuts
 metrics.jsonl back to where the checkpoint was written, and a seed batch's events kept per seed."""
 import json
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from repro.events import RunEvents, SeedEvents
-from repro.logger import MetricsLog
+from repro.loop.events import RunEvents, SeedEvents
+from repro.records.logger import MetricsLog
 
 TRAIN = SimpleNamespace(epochs=3, batch_size=8)
 CPU = torch.device("cpu")

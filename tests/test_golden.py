@@ -1,4 +1,4 @@
-"""The drift guard (repro.drift): training is bitwise what results/golden.json recorded for this
+"""The drift guard (repro.report.drift): training is bitwise what results/golden.json recorded for this
 machine's numerics kind, on every kind (an unrecorded kind records, then must reproduce itself);
 a first-seen kind replays a committed planned run first; a mismatch names the cases and stops
 the sweep and the queue before any run is added."""
@@ -8,9 +8,10 @@ import pytest
 import torch
 from conftest import load_script
 
-from repro import drift, launch
-from repro.provenance import hardware_kind, numerics
-from repro.results import write_csv
+from repro import paths
+from repro.records.provenance import hardware_kind, numerics
+from repro.records.tables import write_csv
+from repro.report import drift, launch
 
 
 def test_training_is_bitwise_what_this_kind_recorded(tmp_path):
@@ -59,8 +60,8 @@ def test_old_records_have_a_kind_of_their_own():
 
 def committed_run(tmp_path, kind, shift=0.0):
     """results/NAME with a plan for `kind` and one run trained here, as the ledger records it."""
-    from repro.run import run
-    from repro.train import compose_config
+    from repro.compose import compose_config
+    from repro.loop.run import run
     argv = ["repro/train.py", *drift.TINY, "drop=early_dropout", "seed=0", "hydra.run.dir=x"]
     summary = run(compose_config(argv[1:-1]), tmp_path / "run")
     folder = tmp_path / "results" / "exp"
@@ -87,7 +88,7 @@ def test_a_first_seen_kind_replays_a_committed_run_first(tmp_path, monkeypatch):
                                          ("plan_queue", ["--budget", "9999", "--only", "early_regime"])])
 def test_sweep_and_queue_stop_before_launching_on_drift(script, args, tmp_path, monkeypatch, capsys):
     module = load_script(script)
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
     monkeypatch.setattr(launch, "hardware_here", lambda gpus, batched=False: "cpu, instruction set unknown")
 
     def drifted(kind, device="cpu"):

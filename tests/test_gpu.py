@@ -7,8 +7,8 @@ import torch
 from test_run import events
 from torch._dynamo.utils import counters
 
-from repro.assemble import build_trainer, prepare
-from repro.run import run
+from repro.loop.assemble import build_trainer, prepare
+from repro.loop.run import run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from repro import launch
-from repro.provenance import UNKNOWN_ISA
-from repro.results import read_csv
+from repro import paths
+from repro.records.provenance import UNKNOWN_ISA
+from repro.records.tables import read_csv
+from repro.report import launch
 from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,16 +29,16 @@ def test_parallel_jobs_are_pinned():
 
 def test_sweep_records_each_run_in_the_tables_as_it_finishes(tmp_path, monkeypatch):
     """Each cleanly finished run is in results/NAME before the sweep ends; a failed one is not."""
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
-    monkeypatch.setattr(launch, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
     seen = []
 
     def command(name, overrides):
         seed = int(overrides[1].split("=")[1])
         code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.test_ledger import make; "
                 "from pathlib import Path; "
-                f"make(Path({str(launch.run_dir(name, overrides))!r}).parent, "
-                f"{launch.run_dir(name, overrides).name!r}, 'none', {seed}, 0.8); sys.exit({seed})")
+                f"make(Path({str(paths.run_dir(name, overrides))!r}).parent, "
+                f"{paths.run_dir(name, overrides).name!r}, 'none', {seed}, 0.8); sys.exit({seed})")
         return [sys.executable, "-c", code]
 
     def record(name):
@@ -53,8 +54,8 @@ def test_sweep_records_each_run_in_the_tables_as_it_finishes(tmp_path, monkeypat
     # recorded runs count as done on their hardware kind, from any machine
     shutil.rmtree(tmp_path / "multirun")
     done = launch.recorded("early_regime", UNKNOWN_ISA)       # test_ledger.make records no instruction set
-    assert launch.status(launch.run_dir(*todo[0]), done) == "done"
-    assert launch.status(launch.run_dir(*todo[1]), done) == "new"
+    assert launch.status(paths.run_dir(*todo[0]), done) == "done"
+    assert launch.status(paths.run_dir(*todo[1]), done) == "new"
     assert launch.recorded("early_regime", "NVIDIA H100") == set()
 
 
@@ -75,7 +76,7 @@ def test_a_curve_plan_runs_its_grid_points_seed_by_seed():
     assert points[:4] == [["drop.rate=0.0", "seed=0"], ["drop.rate=0.1", "seed=0"],
                           ["drop.rate=0.0", "seed=1"], ["drop.rate=0.1", "seed=1"]]
     assert len(points) == 20 == sum(plan["seeds"].values())
-    assert launch.run_dir("dynamics_decompose", points[1]).name == "drop.rate=0.1,seed=0"
+    assert paths.run_dir("dynamics_decompose", points[1]).name == "drop.rate=0.1,seed=0"
 
 
 def sleeper(seconds: float, marker: Path):
@@ -85,7 +86,7 @@ def sleeper(seconds: float, marker: Path):
 
 
 def test_launcher_starts_only_what_fits_and_stops_the_rest_at_the_deadline(tmp_path, monkeypatch):
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
     monkeypatch.setattr(launch, "command", lambda name, o: sleeper(float(o[0]), tmp_path / o[1]))
     todo = [("x", ["60", "a"]), ("x", ["0.1", "b"]), ("x", ["0.1", "c"])]
     estimates = {"a": 0.5, "b": 0.5, "c": 50.0}           # a is underestimated; c does not fit
@@ -111,7 +112,7 @@ def test_queue_schedule_matches_a_hand_computed_greedy_assignment():
 
 def test_queue_estimates_from_measured_wall_times_on_this_hardware(tmp_path, monkeypatch):
     queue = load_script("plan_queue")
-    monkeypatch.setattr(launch, "RESULTS", tmp_path)
+    monkeypatch.setattr(paths, "RESULTS", tmp_path)
     (tmp_path / "e").mkdir()
     runs = [("drop=none,seed=0", "cpu", 100.0), ("drop=none,seed=1", "cpu", 120.0),
             ("drop=none,seed=2", "cpu", 110.0), ("drop=dropout,seed=0", "cpu", 400.0),
@@ -126,9 +127,9 @@ def test_queue_estimates_from_measured_wall_times_on_this_hardware(tmp_path, mon
 
 def test_queue_dry_run_lists_the_pending_plan(capsys, monkeypatch, tmp_path):
     queue = load_script("plan_queue")
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
     monkeypatch.setattr(launch, "hardware_here", lambda gpus, batched=False: UNKNOWN_ISA)
-    plan = json.loads((launch.RESULTS / "early_regime" / "plan.json").read_text())
+    plan = json.loads((paths.RESULTS / "early_regime" / "plan.json").read_text())
     done = launch.recorded("early_regime", UNKNOWN_ISA)
     monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "3600", "--jobs", "2",
                                      "--only", "early_regime", "--dry-run"])

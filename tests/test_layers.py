@@ -84,7 +84,7 @@ def test_compiled_model_does_not_recompile_when_the_rate_changes(device, backend
 def test_training_with_compile_changes_rate_every_step_without_recompiling(tiny_cfg, tmp_path, drop):
     from test_run import events
 
-    from repro.run import run
+    from repro.loop.run import run
     torch._dynamo.reset()
     counters.clear()
     summary = run(tiny_cfg(f"drop={drop}", "drop.cutoff_epoch=1", "train.epochs=1",

@@ -1,5 +1,6 @@
 """The package's structure as the README draws it: every module has its line in the layout
-section, and the imports between modules form no cycle (a lower layer never imports a higher one)."""
+section, the folders are layers that import only downwards (training never imports reporting), and
+the imports between modules form no cycle."""
 import ast
 from pathlib import Path
 
@@ -60,6 +61,46 @@ def test_the_imports_between_modules_form_no_cycle():
         graph[name] = {m for m in imports(path, set(known)) if m != name and not m.startswith(name + ".")
                        and not name.startswith(m + ".")}
     assert find_cycle(graph) is None
+
+
+# The layers, bottom up: a module imports modules of its own layer or below. The analysis tools
+# that load a run (measure, batch_axis) sit beside the loop they assemble; the command lines on top.
+LAYERS = (("core", ("repro.errors", "repro.config", "repro.compose", "repro.paths", "repro.schedules",
+                    "repro.layers", "repro.models", "repro.optim", "repro.preemption", "repro.distributed")),
+          ("records", ("repro.records",)),
+          ("data and measurement", ("repro.data", "repro.analysis")),
+          ("training", ("repro.loop", "repro.analysis.measure", "repro.analysis.batch_axis")),
+          ("reporting", ("repro.report",)),
+          ("command lines", ("repro.train", "repro.train_batched", "repro.plan", "repro.drift")))
+
+
+def layer(module: str) -> int:
+    """The index of `module`'s layer in LAYERS: the longest prefix that names it."""
+    owners = [(len(prefix), rank) for rank, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes
+              if module == prefix or module.startswith(prefix + ".")]
+    if not owners:
+        raise AssertionError(f"{module} belongs to no layer: give it one in tests/test_layout.py LAYERS")
+    return max(owners)[1]
+
+
+def upward(graph: dict) -> list[str]:
+    """The imports of `graph` that run up a layer, as 'importer -> imported'."""
+    return [f"{a} -> {b}" for a, deps in sorted(graph.items()) for b in sorted(deps) if layer(b) > layer(a)]
+
+
+def test_upward_finds_a_hand_made_crossing():
+    assert upward({"repro.loop.run": {"repro.records.rundir", "repro.report.claims"},
+                   "repro.report.plan": {"repro.loop.run"}}) == ["repro.loop.run -> repro.report.claims"]
+    assert layer("repro.analysis.measure") == layer("repro.loop.run") > layer("repro.analysis.probe")
+
+
+def test_the_layers_import_only_downwards():
+    known = modules()
+    graph = {name: {m for m in imports(path, set(known)) if m in known and m != "repro"}
+             for name, path in known.items() if name != "repro"}
+    assert not upward(graph), "imports that run up a layer (training must never import reporting)"
+    reporting = [n for n in graph if layer(n) >= layer("repro.report")]
+    assert all(layer(m) < layer("repro.report") for n in graph if n not in reporting for m in graph[n])
 
 
 def test_every_module_has_its_line_in_the_readme_layout():

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from repro import ledger
-from repro.figures import FIGURES
-from repro.ledger import LedgerConflict, merge, one_hardware, read_tables
-from repro.provenance import UNKNOWN_ISA
-from repro.results import collect_dirs, read_csv, write_csv
+from repro.records.provenance import UNKNOWN_ISA
+from repro.records.tables import read_csv, write_csv
+from repro.report import ledger
+from repro.report.collect import collect_dirs
+from repro.report.figures import FIGURES
+from repro.report.ledger import LedgerConflict, merge, one_hardware, read_tables
 from tests.conftest import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""One writer per run directory (repro.rundir.RunDir.live: flock on .lock for a launch's whole
+"""One writer per run directory (repro.records.rundir.RunDir.live: flock on .lock for a launch's whole
 life). Two launches at once on one directory: one trains, the other exits 2 with one line and
 touches nothing; a seed batch with one held directory is refused whole; the lock a kill -9
 leaves is taken over; a lock recorded by a live pid here or by another host is refused."""
@@ -17,10 +17,10 @@ from test_cli import assert_refused, launch, snapshot
 from test_reliability_kill_resume import faulty_run, same_as_whole
 from test_run import cli, events
 
-from repro import launch as sweep_launch
+from repro import paths
 from repro.errors import BusyError
-from repro.run import run
-from repro.rundir import RunDir, pid_alive
+from repro.loop.run import run
+from repro.records.rundir import RunDir, pid_alive
 from repro.train_batched import main as train_batched
 from repro.train_batched import seed_run_dirs
 
@@ -113,7 +113,7 @@ def test_a_launch_on_a_held_directory_exits_2_and_touches_nothing(tmp_path, monk
 
 
 def test_a_seed_batch_with_one_held_directory_is_refused_whole(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sweep_launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
     named = ["data=synthetic", "model.embed_dim=32", "model.depth=2", "model.num_heads=2", "train.epochs=1"]
     free, held = seed_run_dirs("early_regime", named, [0, 1])
     with RunDir(held).live():

@@ -7,9 +7,9 @@ from conftest import CONF, compose_config, make_cfg
 from writers import write_image_folder
 
 from repro.errors import ConfigError
+from repro.loop.run import run
+from repro.loop.validate import validate
 from repro.optim import scaled_lr
-from repro.run import run
-from repro.validate import validate
 
 # docs/paper.md sections 5, 6 and 9.
 RECIPE = {"train.batch_size": 4096, "optim.name": "adamw", "optim.lr": 4e-3, "optim.lr_base_batch": 4096,

@@ -6,12 +6,14 @@ import random
 
 import pytest
 
-from repro import launch, plan
-from repro.claims import CLAIMS
+from repro import paths
 from repro.errors import ConfigError
-from repro.figures import FIGURES, GLANCE
-from repro.plan import make_plan, plan_name, read_plan, read_plans
-from repro.results import collect_dirs, write_csv
+from repro.records.tables import write_csv
+from repro.report import launch, plan
+from repro.report.claims import CLAIMS
+from repro.report.collect import collect_dirs
+from repro.report.figures import FIGURES, GLANCE
+from repro.report.plan import make_plan, plan_name, read_plan, read_plans
 from tests.conftest import load_script
 from tests.test_ledger import OLD_CPU, make
 
@@ -47,7 +49,7 @@ def test_writing_plans_for_two_kinds_and_refusing_a_rewrite(tmp_path, monkeypatc
     folder.mkdir(parents=True)
     here = launch.hardware_here(None)              # --hardware's default: this machine's CPU kind
     write_csv(pilot(here), folder / "runs.csv")
-    monkeypatch.setattr(plan, "ROOT", tmp_path)
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
 
     def main(*args):
         monkeypatch.setattr("sys.argv", ["plan", "early_regime", *args, "--write"])
@@ -85,7 +87,7 @@ def two_plans(results, cpu_seeds=2, gpu_seeds=3, cpu="cpu"):
 
 
 def test_the_queue_runs_the_plan_of_its_own_kind(tmp_path, monkeypatch):
-    monkeypatch.setattr(launch, "RESULTS", tmp_path)
+    monkeypatch.setattr(paths, "RESULTS", tmp_path)
     two_plans(tmp_path, cpu_seeds=2, gpu_seeds=3)
     assert launch.planned("early_regime", "gpu") == [
         [f"drop={d}", f"seed={s}"] for s in range(3) for d in ("early_dropout", "none")]

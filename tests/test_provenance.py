@@ -7,8 +7,8 @@ import subprocess
 import pytest
 from conftest import TINY, make_cfg
 
-from repro import provenance
-from repro.run import run
+from repro.loop.run import run
+from repro.records import provenance
 
 
 def git(repo, *args):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import load_script
 
-from repro import launch
+from repro import paths
 from repro.analysis import measure
 
 CASES = {   # name: (the script, its arguments given the test's folder, what the line must say)
@@ -35,8 +35,8 @@ if not torch.cuda.is_available():
 @pytest.mark.parametrize("case", CASES)
 def test_a_scripts_refusal_exits_2_with_one_line(case, tmp_path, monkeypatch, capsys):
     script, args, message = CASES[case]
-    monkeypatch.setattr(launch, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
     main = load_script(script).main if script else measure.main
     monkeypatch.setattr(sys, "argv", [script or "measure", *args(tmp_path)])
     with pytest.raises(SystemExit) as stop:

@@ -7,10 +7,10 @@ from test_cli import launch
 from test_run import events
 from writers import write_fashion_mnist
 
-from repro import checkpoint
 from repro.data import load_data
 from repro.errors import ConfigError, DataError
-from repro.run import run
+from repro.loop.run import run
+from repro.records import checkpoint
 
 REAL_CROSS_ENTROPY = torch.nn.CrossEntropyLoss
 
@@ -30,7 +30,7 @@ class NaNAt:
 
 def test_nonfinite_loss_stops_naming_step_and_checkpoint(tiny_cfg, tmp_path, monkeypatch):
     NaNAt.calls = 0
-    monkeypatch.setattr("repro.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=20))
+    monkeypatch.setattr("repro.loop.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=20))
     with pytest.raises(FloatingPointError, match=r"at step 20; the last good checkpoint is .*checkpoint.pt"):
         run(tiny_cfg(), tmp_path)
     assert events(tmp_path, "nonfinite")[0]["action"] == "stopped"
@@ -40,7 +40,7 @@ def test_nonfinite_loss_before_any_checkpoint_says_none_was_written(tiny_cfg, tm
     """Through the command line: one line, exit status 1; it used to name a checkpoint.pt that
     did not exist."""
     NaNAt.calls = 0
-    monkeypatch.setattr("repro.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=5))
+    monkeypatch.setattr("repro.loop.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=5))
     monkeypatch.chdir(tmp_path)
     code, _, err = launch(monkeypatch, capsys, *TINY, "hydra.run.dir=run")
     assert code == 1 and err.count("\n") == 1, err
@@ -53,7 +53,7 @@ def test_nonfinite_loss_between_log_points_is_never_checkpointed(tiny_cfg, tmp_p
     """A checkpoint due between two train events (step 9) checks the losses since the last one:
     the run stops there, and its last checkpoint (step 6) holds finite weights, as the stop says."""
     NaNAt.calls = 0
-    monkeypatch.setattr("repro.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=9))
+    monkeypatch.setattr("repro.loop.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=9))
     with pytest.raises(FloatingPointError, match="at step 9; the last good checkpoint is .*checkpoint.pt"):
         run(tiny_cfg("train.ckpt_every=3"), tmp_path)
     state = checkpoint.load(tmp_path / "checkpoint.pt")
@@ -62,7 +62,7 @@ def test_nonfinite_loss_between_log_points_is_never_checkpointed(tiny_cfg, tmp_p
 
 def test_nonfinite_loss_skipped_when_configured(tiny_cfg, tmp_path, monkeypatch):
     NaNAt.calls = 0
-    monkeypatch.setattr("repro.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=5))
+    monkeypatch.setattr("repro.loop.assemble.nn.CrossEntropyLoss", lambda **kw: NaNAt(at=5))
     summary = run(tiny_cfg("train.nonfinite=skip"), tmp_path)
     assert [e["step"] for e in events(tmp_path, "nonfinite")] == [5]
     assert summary["steps"] == 32 and all(e["loss"] == e["loss"] for e in events(tmp_path, "train"))

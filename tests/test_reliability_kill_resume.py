@@ -10,10 +10,10 @@ from omegaconf import OmegaConf
 from test_run import ROOT, events
 from wandb_history import history
 
-from repro import checkpoint
 from repro.errors import ConfigError, DataError
-from repro.run import run
-from repro.rundir import RunDir
+from repro.loop.run import run
+from repro.records import checkpoint
+from repro.records.rundir import RunDir
 
 STATE = {"step": 3, "weights": torch.arange(5.0)}
 
@@ -51,8 +51,8 @@ def test_no_whole_checkpoint_is_a_clear_error(tmp_path):
 FAULT = """
 import os, signal, sys
 from omegaconf import OmegaConf
-import repro.checkpoint as ckpt
-from repro.run import run
+import repro.records.checkpoint as ckpt
+from repro.loop.run import run
 fault, when = sys.argv[3], int(sys.argv[4])
 saves = 0
 real_write = ckpt.write_payload

@@ -13,8 +13,8 @@ from test_cli import launch
 from test_reliability_kill_resume import same_run
 from test_run import ROOT
 
-from repro import checkpoint, logger
-from repro.run import run
+from repro.loop.run import run
+from repro.records import checkpoint, logger
 
 ARGS = [*TINY, "drop=dropout"]                # 2 epochs of 16 steps; checkpoints at 16 and 32
 WORKERS = ["data.auto_augment=rand-m2-n1", "data.workers=1"]     # the per-image path, one worker
@@ -23,10 +23,10 @@ WORKERS = ["data.auto_augment=rand-m2-n1", "data.workers=1"]     # the per-image
 # twice (Ctrl-C pressed twice), or to its whole process group (Ctrl-C in a terminal).
 SIGNAL_AT = """
 import os, signal, sys
-import repro.step
+import repro.loop.step
 from repro.train import main
 how, when = sys.argv[1], int(sys.argv[2])
-take = repro.step.ModelStep.take
+take = repro.loop.step.ModelStep.take
 def take_then_signal(self, step, x, y):
     loss = take(self, step, x, y)
     if step + 1 == when:
@@ -36,7 +36,7 @@ def take_then_signal(self, step, x, y):
             if how != "SIGINT to the group":
                 os.kill(os.getpid(), getattr(signal, how.split()[0]))
     return loss
-repro.step.ModelStep.take = take_then_signal
+repro.loop.step.ModelStep.take = take_then_signal
 sys.argv = ["repro-train", *sys.argv[3:]]
 main()
 """

@@ -5,8 +5,8 @@ import json
 import pytest
 from test_run import events
 
-from repro.logger import MetricsLog
-from repro.run import run
+from repro.loop.run import run
+from repro.records.logger import MetricsLog
 
 
 def test_wandb_that_cannot_start_or_log_never_stops_training(tiny_cfg, tmp_path, monkeypatch):

@@ -2,8 +2,9 @@
 round trip, runs shared with another experiment, and the W&B export."""
 from conftest import fake_run
 
-from repro.ledger import gather
-from repro.results import collect_dirs, collect_wandb, read_csv, write_csv
+from repro.records.tables import read_csv, write_csv
+from repro.report.collect import collect_dirs, collect_wandb
+from repro.report.ledger import gather
 
 
 def test_collector_keeps_complete_runs_and_reports_the_rest(runs_root):

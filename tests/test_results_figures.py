@@ -7,10 +7,11 @@ import pytest
 from conftest import ROOT, fake_run
 from omegaconf import OmegaConf
 
-from repro.figures import FIGURES
-from repro.figures import build as build_folder
-from repro.figures.common import mean_ci, paired, verdict
-from repro.results import collect_dirs, read_csv, write_csv
+from repro.records.tables import read_csv, write_csv
+from repro.report.collect import collect_dirs
+from repro.report.figures import FIGURES
+from repro.report.figures import build as build_folder
+from repro.report.figures.common import mean_ci, paired, verdict
 
 
 def test_statistics_against_hand_values():
@@ -71,7 +72,7 @@ def test_late_regime_compares_late_with_standard_stochastic_depth(tmp_path):
 def test_planned_verdict_at_the_planned_seeds_and_the_seeds_past_the_plan_apart():
     """Seeds past the plan get their own column and their own estimate (here they would turn the
     verdict), and the margin says whose it is."""
-    from repro.figures.regimes import EARLY, planned_lines
+    from repro.report.figures.regimes import EARLY, planned_lines
     none = [{"seed": s, "test_acc": 0.80} for s in range(5)]
     early = [{"seed": s, "test_acc": a} for s, a in enumerate((0.81, 0.82, 0.81, 0.70, 0.72))]
     plan = {"file": "plan.json", "hardware": "cpu",

@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from repro.claims import CLAIMS
-from repro.figures import GLANCE, MARKERS, SUPERSEDED, evidence, summary
-from repro.plan import read_plans
+from repro.report.claims import CLAIMS
+from repro.report.figures import GLANCE, MARKERS, SUPERSEDED, evidence, summary
+from repro.report.plan import read_plans
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"

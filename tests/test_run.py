@@ -12,7 +12,8 @@ from conftest import FAST, TINY, make_cfg
 from omegaconf import OmegaConf
 from writers import write_fashion_mnist
 
-from repro.run import run
+from repro import paths
+from repro.loop.run import run
 from repro.schedules import drop_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,9 +43,9 @@ def test_synthetic_run_learns_and_logs_the_schedule(tiny_cfg, tmp_path):
 def test_plot_shows_the_drop_rate_of_every_step(tiny_cfg, tmp_path, monkeypatch):
     """An early schedule over before the first train event (step 8): the drop-rate panel still
     shows it, from its starting rate, where the logged rates are all 0."""
-    import repro.plot
+    import repro.records.plot
     figures = []
-    monkeypatch.setattr(repro.plot.plt, "close", figures.append)
+    monkeypatch.setattr(repro.records.plot.plt, "close", figures.append)
     run(tiny_cfg("drop.cutoff_epoch=0.25", "train.log_every=8", "train.epochs=1"), tmp_path)
     assert {e["drop_rate"] for e in events(tmp_path, "train")} == {0.0}
     [panel] = [ax for ax in figures[0].axes if ax.get_title() == "drop rate"]
@@ -55,8 +56,7 @@ def test_plot_shows_the_drop_rate_of_every_step(tiny_cfg, tmp_path, monkeypatch)
 
 
 def test_a_run_put_in_results_is_warned_about(tiny_cfg, tmp_path, monkeypatch):
-    from repro import rundir
-    monkeypatch.setattr(rundir, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
     with pytest.warns(UserWarning, match="lies in results/, which git tracks.*Use outputs/ or runs/"):
         run(tiny_cfg("train.epochs=1"), tmp_path / "results" / "x" / "run")
     assert (tmp_path / "results" / "x" / "run" / "COMPLETE").is_file()
@@ -101,8 +101,8 @@ def test_mlp_with_accumulation_equals_one_big_batch(tmp_path):
 KILLER = """
 import os, signal, sys
 from omegaconf import OmegaConf
-import repro.checkpoint as ckpt
-from repro.run import run
+import repro.records.checkpoint as ckpt
+from repro.loop.run import run
 saves, kill_after = 0, int(sys.argv[3])
 real_save = ckpt.save_atomic
 def save_then_die(state, path):
@@ -146,8 +146,8 @@ def test_resume_refuses_a_different_config(tiny_cfg, tmp_path):
 def test_a_run_hashed_with_its_worker_count_still_resumes_and_counts_as_finished(tiny_cfg, tmp_path, workers):
     """Checkpoints and COMPLETE markers written while data.workers was in the config hash (4 by
     default, or as config.yaml recorded it) are still this config's; another count is not."""
-    from repro import checkpoint
     from repro.errors import ConfigError
+    from repro.records import checkpoint
     cfg = tiny_cfg()
     first = run(cfg, tmp_path)
     then = checkpoint.config_hash(cfg, workers)
@@ -210,7 +210,7 @@ def test_memory_options_give_the_same_training(tiny_cfg, tmp_path, option):
 
 
 def test_channels_last_lays_out_images_and_patch_weights_nhwc(tiny_cfg):
-    from repro.assemble import build_trainer, prepare
+    from repro.loop.assemble import build_trainer, prepare
     cfg = tiny_cfg("train.channels_last=true", "data.in_chans=3")     # one channel: both layouts agree
     model, data, device = prepare(cfg)
     trainer = build_trainer(cfg, model, data, device)
@@ -221,7 +221,7 @@ def test_channels_last_lays_out_images_and_patch_weights_nhwc(tiny_cfg):
 
 
 def test_commit_is_read_from_git_or_declared_for_a_copy_without_git(tmp_path, monkeypatch):
-    from repro.provenance import git_commit
+    from repro.records.provenance import git_commit
     monkeypatch.delenv("REPRO_COMMIT", raising=False)
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                           cwd=Path(__file__).parent).stdout.strip()

@@ -1,14 +1,14 @@
-"""The run directory (repro.rundir.RunDir) and atomic writes (repro.atomic): markers and status
-as the collectors and the launcher read them, refusals, and writes that never leave half a file."""
+"""The run directory (repro.records.rundir.RunDir) and atomic writes (repro.records.atomic): markers and
+status as the collectors and the launcher read them, refusals, and writes that never leave half a file."""
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from repro.atomic import replacing, write_atomic
 from repro.errors import ConfigError, DataError
-from repro.rundir import RunDir
+from repro.records.atomic import replacing, write_atomic
+from repro.records.rundir import RunDir
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

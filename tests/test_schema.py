@@ -9,9 +9,9 @@ from conftest import CONF, TINY, make_cfg
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from repro.checkpoint import config_hash
 from repro.config import AnalysisConfig, LoggerConfig, TrainConfig, check_schema
 from repro.errors import ConfigError
+from repro.records.checkpoint import config_hash
 
 # config_hash as recorded at commit e27186d, before the choices became Enums and the train defaults
 # moved from conf/config.yaml into TrainConfig, and kept while data.workers was hashed (4 by
@@ -78,7 +78,7 @@ def test_analysis_and_logger_defaults_are_stated_once():
                                                ("drop.mode=erly", "standard, early, late"),
                                                ("logger.mode=onlin", "offline, online, disabled")])
 def test_wrong_choice_is_refused_by_run_naming_the_choices(override, choices, tmp_path):
-    from repro.run import run
+    from repro.loop.run import run
     key, _, value = override.partition("=")
     with pytest.raises(ConfigError, match=f"^{key}='{value}' is unknown; choose one of {choices}$"):
         run(make_cfg(*TINY, override), tmp_path / "run")

@@ -2,7 +2,7 @@
 (hand values), the overfitting gap, the summary row, and the refusal to mix hardware kinds."""
 import pytest
 
-from repro.figures import FIGURES, GLANCE
+from repro.report.figures import FIGURES, GLANCE
 
 
 def rows(depth, rate, accs, hardware="cpu"):

@@ -1,4 +1,4 @@
-"""Seed-batched training (repro.run_batched) against single runs (repro.run.run) of the same seeds:
+"""Seed-batched training (repro.loop.run_batched) against single runs (repro.loop.run.run) of the same seeds:
 the same initial weights and batches, the same training where nothing is random, the same loss
 distribution where dropout is, records collected as a hardware kind of their own. Stopping,
 resuming and launching a batch: test_seed_batch_launch.py."""
@@ -11,14 +11,14 @@ from conftest import TINY, make_cfg
 from test_run import events
 from torch.func import vmap
 
-from repro import launch
-from repro.assemble import build_trainer, prepare, seeded_model
-from repro.ledger import LedgerConflict, merge, one_hardware
-from repro.logger import MetricsLog
-from repro.results import collect_dirs
-from repro.run import run
-from repro.run_batched import run_batched, seed_configs
-from repro.seed_batch import seed_batch_trainer
+from repro.loop.assemble import build_trainer, prepare, seeded_model
+from repro.loop.run import run
+from repro.loop.run_batched import run_batched, seed_configs
+from repro.loop.seed_batch import seed_batch_trainer
+from repro.records.logger import MetricsLog
+from repro.report import launch
+from repro.report.collect import collect_dirs
+from repro.report.ledger import LedgerConflict, merge, one_hardware
 
 
 def batch_trainer(cfg, seeds):

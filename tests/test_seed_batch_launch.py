@@ -1,4 +1,4 @@
-"""Launching a seed batch (repro.run_batched, python -m repro.train_batched): stopped (SIGTERM, or a
+"""Launching a seed batch (repro.loop.run_batched, python -m repro.train_batched): stopped (SIGTERM, or a
 crash between the seeds' checkpoints or summaries) and resumed bitwise; options and run
 directories it cannot take refused before anything is written; each seed where a sweep puts it."""
 import os
@@ -11,12 +11,14 @@ from test_run import events
 from test_seed_batch import weights
 from wandb_history import history
 
-from repro import checkpoint, launch
-from repro.checkpoint import save_atomic
+from repro import paths
+from repro.compose import compose_config
 from repro.errors import ConfigError
-from repro.run import run, summarize
-from repro.run_batched import run_batched
-from repro.train import compose_config
+from repro.loop.run import run, summarize
+from repro.loop.run_batched import run_batched
+from repro.records import checkpoint
+from repro.records.checkpoint import save_atomic
+from repro.report import launch
 from repro.train_batched import main
 
 
@@ -48,7 +50,7 @@ def test_a_stopped_batch_resumes_bitwise(tiny_cfg, tmp_path, monkeypatch, how):
         summarize(*args)
         raise Crash                                            # seed 0 finished, seed 1 not
     monkeypatch.setattr(checkpoint, "save_atomic", save_then_stop)
-    monkeypatch.setattr("repro.run.summarize", summarize_then_crash)
+    monkeypatch.setattr("repro.loop.run.summarize", summarize_then_crash)
     stopped = [tmp_path / "stopped" / f"s{k}" for k in range(2)]
     if how == "SIGTERM":
         assert [s["steps"] for s in run_batched(cfg, [0, 1], stopped)] == [5, 5]
@@ -94,7 +96,7 @@ def test_a_directory_of_a_single_run_or_another_batch_is_refused(tiny_cfg, tmp_p
 
 def test_command_line_puts_each_seed_where_the_sweep_puts_it(tmp_path, monkeypatch, capsys):
     """... and each seed keeps its own W&B run (offline), all open at once."""
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
     monkeypatch.setenv("WANDB_SILENT", "true")
     named = ["data=synthetic", "model.embed_dim=32", "model.depth=2", "model.num_heads=2", "train.epochs=1",
              "train.progress=false"]
@@ -103,14 +105,14 @@ def test_command_line_puts_each_seed_where_the_sweep_puts_it(tmp_path, monkeypat
     points = [p for p in sweep.grid("early_regime", [*named, "drop=none"]) if "seed=2" not in p]
     assert len(points) == 2
     for point in points:
-        run_dir = launch.run_dir("early_regime", point)
+        run_dir = paths.run_dir("early_regime", point)
         assert launch.status(run_dir) == "done"
         [offline] = (run_dir / "wandb").glob("offline-run-*")
         rows = history(next(offline.glob("run-*.wandb")))
         losses = [e["loss"] for e in events(run_dir, "train")]
         assert [r["train/loss"] for r in rows if "train/loss" in r] == losses      # its own, not another's
     assert sorted(p.name for p in (tmp_path / "multirun" / "early_regime").iterdir()) == sorted(
-        launch.run_dir("early_regime", p).name for p in points)
+        paths.run_dir("early_regime", p).name for p in points)
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
         main(["experiment=early_regime", *named, "seed=3"])
@@ -125,7 +127,7 @@ LAUNCH = ["logger=none", "threads=1", "train.progress=false", "data.workers=0"] 
 
 def test_hydra_run_dir_is_the_parent_of_folders_named_by_the_swept_keys(tmp_path, monkeypatch):
     """It used to be ignored and put into the names, with logger=none and the like."""
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
     main(["experiment=early_regime", *SMALL, "drop=none", "seeds=0,1", f"hydra.run.dir={tmp_path}/mine",
           *LAUNCH])
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == [
@@ -137,7 +139,7 @@ def test_hydra_run_dir_is_the_parent_of_folders_named_by_the_swept_keys(tmp_path
 def test_a_folder_named_as_before_is_found_and_resumed(tmp_path, monkeypatch):
     """Seed folders named by every override but experiment=, threads= and device= (as they were
     before the launch settings left the names) are where a relaunch resumes, and the sweep looks."""
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
     args = [*SMALL, "drop=none", *LAUNCH]
     before = [tmp_path / "multirun" / "early_regime" / ",".join(sorted(    # as train_batched named them
         [o for o in args if not o.startswith("threads=")] + [f"seed={k}"])) for k in (0, 1)]
@@ -150,4 +152,4 @@ def test_a_folder_named_as_before_is_found_and_resumed(tmp_path, monkeypatch):
     assert all("resuming at step 4 of 4" in (f / "train.log").read_text() for f in before)
     same = [{**s, "wall_s_this_launch": 0} for s in whole]
     assert [{**s, "wall_s_this_launch": 0} for s in resumed] == same
-    assert [launch.run_dir("early_regime", [*args, f"seed={k}"]) for k in (0, 1)] == before
+    assert [paths.run_dir("early_regime", [*args, f"seed={k}"]) for k in (0, 1)] == before

@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from repro.train import CONF
+from repro.paths import CONF
 
 submitit = pytest.importorskip("submitit")
 

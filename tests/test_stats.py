@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from repro.claims import CELL_CLAIMS, CLAIMS, CURVE_CLAIMS
-from repro.plan import curve_plan, make_plan
-from repro.results import read_csv
-from repro.stats import interval_word, mean_ci, planned_verdict, sample_sd, seeds_needed, t975, verdict
+from repro.records.tables import read_csv
+from repro.report.claims import CELL_CLAIMS, CLAIMS, CURVE_CLAIMS
+from repro.report.plan import curve_plan, make_plan
+from repro.report.stats import interval_word, mean_ci, planned_verdict, sample_sd, seeds_needed, t975, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,8 +152,8 @@ def dynamics_rows(seeds, shift: dict) -> list[dict]:
 def test_dynamics_verdicts_use_exactly_the_planned_seeds():
     """Seeds past the plan are left out of the verdict (10, 11 here would flip every sign); fewer
     than planned is underpowered; no plan falls back to the unplanned rule over every seed."""
-    from repro.figures.common import group_by
-    from repro.figures.dynamics import claim_rows
+    from repro.report.figures.common import group_by
+    from repro.report.figures.dynamics import claim_rows
     plan = curve_plan("dynamics_decompose", 10, "cpu")
     shift = {s: -1.0 + 0.1 * (s % 3 - 1) for s in range(10)} | {10: 50.0, 11: 50.0}
     rows = claim_rows(group_by(dynamics_rows(range(12), shift), "drop.rate"), plan)

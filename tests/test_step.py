@@ -1,4 +1,4 @@
-"""repro.step.ModelStep on a linear model against hand-computed expectations: one SGD step at the
+"""repro.loop.step.ModelStep on a linear model against hand-computed expectations: one SGD step at the
 LR and drop rate scheduled for its step, the same step split into micro-batches, a non-finite step
 skipped and recorded, the random draws seeded by (seed, step, rank), and a checkpoint round trip
 that continues as the uninterrupted model does."""
@@ -10,10 +10,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from repro import checkpoint
 from repro.distributed import SINGLE, World
-from repro.logger import MetricsLog
-from repro.step import ModelStep
+from repro.loop.step import ModelStep
+from repro.records import checkpoint
+from repro.records.logger import MetricsLog
 
 X = torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, -1.0], [2.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
 Y = torch.tensor([[1.0], [0.0], [2.0], [-1.0]])

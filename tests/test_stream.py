@@ -12,8 +12,8 @@ from repro.data import load_data
 from repro.data.workers import ImageFiles, WorkerBatches
 from repro.distributed import World
 from repro.errors import ConfigError, DataError
-from repro.run import run
-from repro.validate import validate
+from repro.loop.run import run
+from repro.loop.validate import validate
 
 CLASSES = ["n01", "n02", "n03"]
 
@@ -59,7 +59,7 @@ def test_a_run_resumes_with_another_worker_count_to_the_same_result(tree, tmp_pa
     resumes; it used to be refused as another config), and the result is the same bitwise."""
     from test_reliability_kill_resume import same_run
 
-    from repro import checkpoint
+    from repro.records import checkpoint
     whole = run(stream_cfg(tree, "train.epochs=2"), tmp_path / "whole")
     saved = checkpoint.save_atomic
 

@@ -2,7 +2,7 @@
 experiments queued into one sweep."""
 from conftest import load_script
 
-from repro import launch
+from repro import paths
 
 
 def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
@@ -19,12 +19,12 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
                           ["drop.rate=0.1", "model=vit_micro", "seed=0", "train.epochs=1"],
                           ["drop.rate=0.0", "model=mixer_micro", "seed=0", "train.epochs=1"],
                           ["drop.rate=0.1", "model=mixer_micro", "seed=0", "train.epochs=1"]]
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
-    monkeypatch.setattr(launch, "RESULTS", tmp_path / "results")
-    done = launch.run_dir("dynamics", points[0])
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
+    done = paths.run_dir("dynamics", points[0])
     done.mkdir(parents=True)
     (done / "COMPLETE").write_text("{}")
-    half = launch.run_dir("dynamics", points[1])
+    half = paths.run_dir("dynamics", points[1])
     half.mkdir(parents=True)
     (half / "checkpoint.pt").write_bytes(b"")
     monkeypatch.setattr("sys.argv", ["sweep", "dynamics", "--dry-run", "train.epochs=1",
@@ -39,8 +39,8 @@ def test_sweep_grid_directories_and_dry_run(tmp_path, capsys, monkeypatch):
 
 def test_several_experiments_queue_into_one_sweep(capsys, monkeypatch, tmp_path):
     sweep = load_script("sweep")
-    monkeypatch.setattr(launch, "MULTIRUN", tmp_path / "multirun")
-    monkeypatch.setattr(launch, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
     monkeypatch.setattr("sys.argv", ["sweep", "ablation_rate,ablation_cutoff", "--dry-run"])
     sweep.main()
     out = capsys.readouterr().out.splitlines()

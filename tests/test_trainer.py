@@ -1,12 +1,12 @@
-"""repro.trainer's checkpoints: a run's is its model step's part with the loop's and the events' (the
+"""repro.loop.trainer's checkpoints: a run's is its model step's part with the loop's and the events' (the
 keys checkpoints have always had), a seed batch's one per seed with that seed's config hash; a stop
 on request writes them and names them; the progress bar says what its numbers are."""
 import pytest
 from test_seed_batch import batch_trainer
 
-from repro import checkpoint
-from repro.assemble import build_trainer, prepare
+from repro.loop.assemble import build_trainer, prepare
 from repro.preemption import Interrupted
+from repro.records import checkpoint
 
 KEYS = {"model", "optimizer", "scheduler", "step", "config_hash", "probe", "best_test_acc",
         "metrics_offset", "loss_window"}

@@ -4,9 +4,9 @@ import json
 
 from wandb_history import records
 
-from repro import logger
-from repro.provenance import hardware_kind
-from repro.run import run
+from repro import paths
+from repro.loop.run import run
+from repro.records.provenance import hardware_kind
 
 
 def offline_run(run_dir) -> tuple[dict, list[str]]:
@@ -31,7 +31,7 @@ def test_a_runs_wandb_record_groups_like_the_tables(tiny_cfg, tmp_path, monkeypa
             "seeds": {"dropout/early": 2, "none/standard": 2}}
     (tmp_path / "results" / "regime_study").mkdir(parents=True)
     (tmp_path / "results" / "regime_study" / "plan-x.json").write_text(json.dumps(plan))
-    monkeypatch.setattr(logger, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
     run(cfg, tmp_path / "planned")
     expected = {"experiment": "regime_study", "seed": 1, "numerics": kind,
                 "cell": f"model.embed_dim=32,data.train_subset={cell['data.train_subset']}",

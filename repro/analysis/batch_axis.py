@@ -7,8 +7,9 @@ measurement batch sizes, with the dropout masks on and off, as one tidy table (n
 Weights: step 0 is the run's initialization (snapshots/step_0000000.pt), `final` its last
 checkpoint (checkpoint.pt: after training), any other step its snapshot. One row per run, step,
 measurement batch size and masks (on: as trained at that step; off: rate 0, same batches; a run
-or step without dropout has only off). g_hat is computed once per step and shared. TABLE.md
-beside the table: the paper / mask / trajectory effects by batch size, paired over seeds.
+or step without dropout has only off). g_hat is computed once per step and shared. The paper /
+mask / trajectory effects by batch size, paired over seeds, are the report's
+(`scripts/figures.py dynamics_decompose` reads the table from results/dynamics_decompose/).
 """
 from __future__ import annotations
 
@@ -17,12 +18,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from repro import checkpoint
 from repro.analysis.measure import load_run
 from repro.analysis.probe import snapshot_path
 from repro.errors import DataError
-from repro.figures.decomposition import batch_axis_lines
-from repro.results import write_csv
+from repro.records import checkpoint
+from repro.records.tables import write_csv
 
 RUN_KEYS = ("name", "seed", "drop.kind", "drop.rate", "train.batch_size", "optim.lr")
 BATCH_SIZES = (32, 128, 512, 2048, 4096)
@@ -66,7 +66,7 @@ def measure_axis(run_dir: Path, batch_sizes, steps=("0", "final"), overrides=())
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, required=True, help="the table (CSV); TABLE.md beside it")
+    parser.add_argument("--out", type=Path, required=True, help="the table (CSV)")
     parser.add_argument("--batch-sizes", default=",".join(map(str, BATCH_SIZES)))
     parser.add_argument("--steps", default="0,final", help="saved steps: integers and/or final")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -76,8 +76,7 @@ def main():
     rows = [row for run_dir in args.run_dirs
             for row in measure_axis(run_dir, sizes, args.steps.split(","), args.set)]
     write_csv(rows, args.out)
-    args.out.with_suffix(".md").write_text("\n".join(batch_axis_lines(rows)) + "\n")
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from repro import checkpoint
 from repro.analysis.gradients import flat_params
 from repro.analysis.probe import DynamicsProbe, snapshot_path
-from repro.assemble import prepare
-from repro.atomic import write_atomic
 from repro.distributed import World
 from repro.errors import DataError, one_line
+from repro.loop.assemble import prepare
+from repro.records import checkpoint
+from repro.records.atomic import write_atomic
 from repro.schedules import DropSchedule
 
 

@@ -5,7 +5,7 @@ gradients on random, unaugmented training batches twice: with the dropout masks 
 would apply them at step s (the paper's measurement), and with the masks off (rate 0, same
 batches, same weights). The difference is the masks' own effect; comparing a dropout run's
 masks-off values with a no-dropout run's separates the effect of the weights dropout training
-reached (docs/paper.md section 4; repro.figures.dynamics). The whole-training-set gradient g_hat
+reached (docs/paper.md section 4; repro.report.figures.dynamics). The whole-training-set gradient g_hat
 is computed with dropout off over a random subset (or the whole set) in two halves, whose
 disagreement estimates g_hat's own sampling error.
 
@@ -22,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from repro import checkpoint
 from repro.analysis.gradients import (
     flat_params,
     full_gradient,
@@ -42,6 +41,7 @@ from repro.analysis.metrics import (
     subset_error,
 )
 from repro.data.loader import eval_batches, mix_seed
+from repro.records import checkpoint
 
 PROBE = 0x70726F6265   # leads every probe seed, so none equals a training seed (mix_seed(seed, ...))
 DECOMPOSED = ("grad_norm", "grad_direction_variance", "grad_direction_error", "noise_to_signal")

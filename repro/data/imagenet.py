@@ -26,7 +26,7 @@ from repro.data.loader import train_eval_indices
 from repro.data.transforms import eval_transform, train_transform
 from repro.data.workers import ImageFiles, WorkerBatches, WorkerEvalSet, worker_count
 from repro.errors import DataError
-from repro.logger import MESSAGES
+from repro.records.logger import MESSAGES
 
 
 def scan(folder: Path, classes: list[str]) -> tuple[list[str], list[int]]:

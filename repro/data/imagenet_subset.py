@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
-from repro.atomic import replacing
 from repro.data import ImageData, default_root, register
 from repro.errors import DataError
+from repro.records.atomic import replacing
 
 
 class ClassListFolder(ImageFolder):

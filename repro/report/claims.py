@@ -1,0 +1,132 @@
+"""The paper's claims as testable comparisons: which method against which baseline, on which
+metric, in which direction, and the margin: the paper's own effect size (docs/paper.md section 5)
+where it publishes one for the comparison, else ours (`ours`, with the reason in `source`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from repro import paths
+
+NONE = ("none", "standard")
+DROPOUT, DROP_PATH = ("dropout", "standard"), ("drop_path", "standard")
+EARLY_DROPOUT, EARLY_DROP_PATH = ("dropout", "early"), ("drop_path", "early")
+LATE_DROPOUT, LATE_DROP_PATH = ("dropout", "late"), ("drop_path", "late")
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    method: tuple            # (drop.kind, drop.mode)
+    baseline: tuple
+    metric: str              # a runs.csv column
+    sign: int                # +1: the paper says method > baseline; -1: method < baseline
+    margin: float            # in the metric's own units (test_acc is a fraction)
+    source: str              # where the margin comes from: the paper's table, or why ours
+    ours: bool = False       # the margin is ours: the paper gives no size for this comparison
+
+    @property
+    def whose(self) -> str:
+        """Whose margin: "the paper's" (its table in `source`) or "ours" (why in `source`)."""
+        return "ours" if self.ours else "the paper's"
+
+    @property
+    def margin_note(self) -> str:
+        """Whose margin and where it comes from, as the tables print it."""
+        return self.source if self.source.startswith(self.whose) else f"{self.whose}, {self.source}"
+
+    @property
+    def key(self) -> str:
+        return f"{'/'.join(self.method)} vs {'/'.join(self.baseline)}: {self.metric}"
+
+
+TABLE1 = "ViT-T/16, ImageNet-1K, basic recipe (Table 1: 73.9 no dropout)"
+OURS_LOSS = "ours: 1% of our no-dropout final training loss (~0.51); the paper gives no number"
+
+EARLY = (
+    Claim("early dropout raises test accuracy", EARLY_DROPOUT, NONE, "test_acc", +1, 0.004,
+          f"{TABLE1}: 74.3 - 73.9"),
+    Claim("early s.d. raises test accuracy", EARLY_DROP_PATH, NONE, "test_acc", +1, 0.005,
+          f"{TABLE1}: 74.4 - 73.9"),
+    Claim("early dropout lowers the final training loss", EARLY_DROPOUT, NONE, "train_full_loss", -1,
+          0.005, OURS_LOSS, ours=True),
+    Claim("early s.d. lowers the final training loss", EARLY_DROP_PATH, NONE, "train_full_loss", -1,
+          0.005, OURS_LOSS, ours=True),
+    Claim("standard dropout hurts an underfitting model", DROPOUT, NONE, "test_acc", -1, 0.060,
+          f"{TABLE1}: 67.9 - 73.9"),
+    Claim("standard s.d. hurts an underfitting model", DROP_PATH, NONE, "test_acc", -1, 0.013,
+          f"{TABLE1}: 72.6 - 73.9"),
+)
+
+LATE = (
+    Claim("late s.d. raises test accuracy over standard s.d.", LATE_DROP_PATH, DROP_PATH, "test_acc",
+          +1, 0.007, "ViT-B/16, ImageNet-1K (section 5: 81.6 standard s.d. -> 82.3 late s.d.)"),
+    Claim("late s.d. raises test accuracy over no s.d.", LATE_DROP_PATH, NONE, "test_acc", +1, 0.007,
+          "as above (no published no-s.d. ViT-B/16 number)", ours=True),
+    Claim("standard s.d. raises test accuracy of an overfitting model", DROP_PATH, NONE, "test_acc",
+          +1, 0.007, "the late regime's premise; margin taken as the late s.d. gain (no published "
+          "no-s.d. ViT-B/16 number)", ours=True),
+)
+
+
+# The regime study (experiment regime_study): claims scoped to a cell of the map, chosen by the
+# cell's regime, measured from its no-dropout pilot runs (train - test accuracy gap, 95% interval).
+UNDERFIT_MAX_GAP, OVERFIT_MIN_GAP = 0.03, 0.10      # the gap's upper / lower 95% bound
+
+
+def cell_regime(gap: float, half: float) -> str:
+    """underfitting (the gap's upper bound <= 3 pp), overfitting (its lower bound >= 10 pp), or
+    between."""
+    if gap + half <= UNDERFIT_MAX_GAP:
+        return "underfitting"
+    return "overfitting" if gap - half >= OVERFIT_MIN_GAP else "between"
+
+
+LATE_SD = "ViT-B/16, ImageNet-1K (section 5: 81.6 standard s.d. -> 82.3 late s.d.)"
+BORROWED = f"borrowed from late s.d.'s gain, {LATE_SD}: the paper publishes no number for this comparison"
+REGULARIZES = (
+    Claim("standard dropout raises test accuracy of an overfitting model", DROPOUT, NONE, "test_acc", +1,
+          0.007, f"the late claims' premise; margin {BORROWED}", ours=True),
+    Claim("standard s.d. raises test accuracy of an overfitting model", DROP_PATH, NONE, "test_acc", +1,
+          0.007, f"the late claims' premise; margin {BORROWED}", ours=True),
+)
+LATE_CELL = (
+    Claim("late dropout raises test accuracy over standard dropout", LATE_DROPOUT, DROPOUT, "test_acc",
+          +1, 0.007, BORROWED, ours=True),
+    Claim("late s.d. raises test accuracy over standard s.d.", LATE_DROP_PATH, DROP_PATH, "test_acc",
+          +1, 0.007, LATE_SD),
+)
+CELL_CLAIMS = {"underfitting": EARLY, "overfitting": EARLY[:2] + REGULARIZES + LATE_CELL,
+               "between": EARLY[:2]}
+
+
+@dataclass(frozen=True)
+class CurveClaim:
+    """A claim about the training-dynamics curves (docs/paper.md section 4): the run with dropout
+    minus the run without, per seed the mean of `metric` over the phase's measured steps (early:
+    steps 1-100; late: the last two), paired over seeds. The paper shows these as figures only:
+    no effect size, so no margin."""
+    text: str
+    metric: str              # an analysis record (a curves.csv column)
+    phase: str               # early or late
+    sign: int
+
+
+DYNAMICS = (
+    CurveClaim("smaller gradient norm with dropout", "grad_norm", "early", -1),
+    CurveClaim("larger distance from initialization with dropout", "model_distance", "late", +1),
+    CurveClaim("lower gradient direction variance early", "grad_direction_variance", "early", -1),
+    CurveClaim("lower gradient direction error early", "grad_direction_error", "early", -1),
+    CurveClaim("direction variance higher with dropout later (crossing)", "grad_direction_variance",
+               "late", +1),
+    CurveClaim("direction error higher with dropout later (crossing)", "grad_direction_error",
+               "late", +1),
+)
+
+CURVE_CLAIMS = {"dynamics_decompose": DYNAMICS}
+# Experiments of cells and their cell keys, as their configs declare them (logger.cell)
+CELL_EXPERIMENTS = {path.stem: tuple(keys) for path in sorted((paths.CONF / "experiment").glob("*.yaml"))
+                    if (keys := OmegaConf.load(path).get("logger", {}).get("cell"))}
+CLAIMS = {"early_regime": EARLY, "late_regime": LATE,
+          "early_regime_long": tuple(c for c in EARLY if c.method == EARLY_DROPOUT)}

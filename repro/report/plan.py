@@ -1,0 +1,242 @@
+"""Power planning and pre-registration: from an experiment's pilot runs, the number of paired
+seeds each claim needs, written as results/NAME/plan.json and committed before the runs.
+
+    python -m repro.plan early_regime [--min-seeds 15] [--hardware KIND] [--pilot-hardware KIND] [--write]
+    python -m repro.plan dynamics_decompose --seeds 10 [--write]     # curve claims: no pilot
+
+
+For each claim (repro.report.claims) the pilot's paired differences give a standard deviation sd; the
+plan asks for the smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so
+that a null effect lands inside +-margin (equivalence) and the paper's effect excludes 0. A method
+runs as many seeds as its most demanding claim. The verdict later reads exactly this file.
+
+Runs pair within one hardware kind only, so each kind gets a plan of its own: the folder's first
+plan is plan.json, another kind's is plan-<kind>.json (e.g. plan-nvidia-h200-batched.json).
+A kind without pilot runs of its own may be planned from another kind's pilot
+(--pilot-hardware): the plan says so, and its seeds are fixed before any of its runs.
+
+Claims about the dynamics curves (repro.report.claims.CURVE_CLAIMS) have no published effect size, so
+no margin and no power calculation: their plan states the seeds per arm (--seeds) and the windows
+before the runs, and their verdicts are reproduced, opposite or inconclusive at those seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from repro import paths
+from repro.errors import ConfigError, refuse
+from repro.records.tables import read_csv
+from repro.report.claims import CELL_CLAIMS, CELL_EXPERIMENTS, CLAIMS, CURVE_CLAIMS, NONE, Claim, cell_regime
+from repro.report.stats import mean_ci, paired_differences, sample_sd, seeds_needed
+
+WINDOW = "the final evaluation (after the last epoch); runs.csv columns"
+REGIME_RULE = ("the no-dropout pilot runs' train - test accuracy gap (train_full_acc - test_acc), mean and "
+               "95% t-interval: underfitting when its upper bound <= 3 pp, overfitting when its lower "
+               "bound >= 10 pp, else between; the claims follow from the regime "
+               "(repro.report.claims.CELL_CLAIMS)")
+
+
+def method_key(method: tuple) -> str:
+    return "/".join(method)
+
+
+def by_seed(runs: list[dict], method: tuple, metric: str) -> dict:
+    return {r["seed"]: r[metric] for r in runs if (r["drop.kind"], r["drop.mode"]) == method}
+
+
+def plan_claim(claim: Claim, runs: list[dict], min_seeds: int) -> dict:
+    diffs = paired_differences(by_seed(runs, claim.method, claim.metric),
+                               by_seed(runs, claim.baseline, claim.metric))
+    if len(diffs) < 2:
+        raise ValueError(f"the pilot has {len(diffs)} paired seeds for '{claim.text}'; run at least 2 "
+                         f"seeds of {method_key(claim.method)} and {method_key(claim.baseline)} first")
+    sd = sample_sd(list(diffs.values()))
+    return {"claim": claim.text, "method": method_key(claim.method), "baseline": method_key(claim.baseline),
+            "metric": claim.metric, "sign": claim.sign, "margin": claim.margin, "source": claim.source,
+            "target_half_width": claim.margin / 2, "pilot_seeds": sorted(diffs), "pilot_sd": sd,
+            "seeds": seeds_needed(sd, claim.margin / 2, min_seeds)}
+
+
+def in_cell(row: dict, cell: dict | None) -> bool:
+    return all(row.get(k) == v for k, v in (cell or {}).items())
+
+
+def no_dropout_gap(rows: list[dict]) -> tuple[float, float, int]:
+    """The no-dropout runs' train - test accuracy gap: mean, 95% half-width, seeds."""
+    return mean_ci([r["train_full_acc"] - r["test_acc"] for r in rows
+                    if (r["drop.kind"], r["drop.mode"]) == NONE and r["train_full_acc"] is not None])
+
+
+def cell_claims(pilot: list[dict]) -> tuple[tuple[Claim, ...], dict]:
+    """A cell's claims, chosen by its regime as its no-dropout pilot runs measure it."""
+    gap, half, n = no_dropout_gap(pilot)
+    if n < 2:
+        raise ValueError(f"the cell's regime needs at least 2 no-dropout pilot runs, it has {n}")
+    regime = cell_regime(gap, half)
+    return CELL_CLAIMS[regime], {"regime": regime, "gap": gap, "gap_half_width": half, "gap_seeds": n,
+                                 "rule": REGIME_RULE}
+
+
+def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int,
+              pilot_hardware: str | None = None, cell: dict | None = None) -> dict:
+    """The plan for experiment `name` on `hardware` (in `cell`, for an experiment of cells), from
+    the pilot rows of one hardware kind (`pilot_hardware`, by default the plan's own)."""
+    if name not in CLAIMS and name not in CELL_EXPERIMENTS:
+        raise ValueError(f"no claims are defined for {name!r}; known: "
+                         f"{sorted([*CLAIMS, *CELL_EXPERIMENTS])} (repro/report/claims.py)")
+    if (name in CELL_EXPERIMENTS) != (cell is not None):
+        raise ValueError(f"{name} plans cell by cell: give --cell {'=...,'.join(CELL_EXPERIMENTS[name])}=..."
+                         if name in CELL_EXPERIMENTS else f"{name} has no cells: leave out --cell")
+    source = pilot_hardware or hardware
+    pilot = [r for r in runs if r.get("hardware") == source and in_cell(r, cell)]
+    if not pilot:
+        kinds = sorted({str(r.get("hardware")) for r in runs if in_cell(r, cell)})
+        raise ValueError(f"no pilot runs on hardware {source!r}{f' in cell {cell}' if cell else ''}; "
+                         f"the runs have {kinds}")
+    claims, regime = cell_claims(pilot) if cell else (CLAIMS[name], {})
+    comparisons = [plan_claim(c, pilot, min_seeds) for c in claims]
+    seeds: dict = {}
+    for c in comparisons:
+        for method in (c["method"], c["baseline"]):
+            seeds[method] = max(seeds.get(method, 0), c["seeds"])
+    borrowed = {"pilot_hardware": source} if source != hardware else {}
+    scope = {"cell": cell, **regime} if cell else {}
+    return {"experiment": name, "hardware": hardware, **scope, **borrowed, "window": WINDOW,
+            "min_seeds": min_seeds,
+            "rule": "n = smallest n >= min_seeds with t(0.975, n-1) * pilot_sd / sqrt(n) <= margin / 2; "
+                    "the pilot's seeds count toward n; verdicts use the first n seeds in seed order",
+            "comparisons": comparisons, "seeds": dict(sorted(seeds.items()))}
+
+
+CURVE_WINDOW = ("per seed, the mean of the metric over the phase's measured steps (early: steps 1-100, "
+                "late: the last two measured steps; step 0 left out), then paired over seeds")
+ARMS = {"dynamics_decompose": ("drop.rate=0.0", "drop.rate=0.1")}     # grid points, without seed
+
+
+def curve_plan(name: str, seeds: int, hardware: str) -> dict:
+    """The plan of a curve experiment: every arm (a grid point) runs seeds 0 .. seeds - 1."""
+    if seeds < 2:
+        raise ValueError(f"--seeds {seeds}: an interval needs at least 2 paired seeds")
+    return {"experiment": name, "hardware": hardware, "window": CURVE_WINDOW,
+            "rule": "seeds stated before the runs (no pilot: the paper gives no effect size, so no margin); "
+                    "reproduced or opposite when the 95% interval of the paired difference excludes 0, "
+                    "else inconclusive at the planned seeds; underpowered before them",
+            "comparisons": [{"claim": c.text, "metric": c.metric, "phase": c.phase, "sign": c.sign,
+                             "margin": None} for c in CURVE_CLAIMS[name]],
+            "seeds": {arm: seeds for arm in ARMS[name]}}
+
+
+def plan_name(hardware: str, cell: dict | None = None) -> str:
+    """plan-<kind>[-<cell>].json: the kind (and the cell's key=value pairs) in lower case, runs of
+    other characters as one '-'."""
+    scope = hardware + "".join(f" {k}={v}" for k, v in (cell or {}).items())
+    return "plan-" + re.sub(r"[^a-z0-9]+", "-", scope.lower()).strip("-") + ".json"
+
+
+def parse_cell(text: str | None) -> dict | None:
+    """--cell 'model.embed_dim=48,data.train_subset=1000' -> {key: number or text}."""
+    if not text:
+        return None
+    cell = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--cell {text!r}: give key=value pairs separated by commas")
+        cell[key] = int(value) if value.lstrip("-").isdigit() else value
+    return cell
+
+
+def read_plans(folder: Path) -> list[dict]:
+    """The folder's plans, plan.json first, each with its file name under "file"."""
+    paths = [Path(folder) / "plan.json", *sorted(Path(folder).glob("plan-*.json"))]
+    return [{**json.loads(p.read_text()), "file": p.name} for p in paths if p.is_file()]
+
+
+def read_plan(folder: Path, hardware: str | None = None, cell: dict | None = None) -> dict | None:
+    """The plan governing `hardware` (in `cell`) in `folder`; without a kind, the folder's first."""
+    plans = read_plans(folder)
+    if hardware is None:
+        return plans[0] if plans else None
+    return next((p for p in plans if p["hardware"] == hardware and p.get("cell") == cell), None)
+
+
+def mirror(name: str, folder: Path, pilot_kind: str, hardware: str) -> list[tuple[str, dict]]:
+    """Plans for `hardware` mirroring each of `pilot_kind`'s plans in `folder` (cell by cell) that
+    `hardware` lacks: the same pilot seeds, rows and min_seeds, borrowed. A pure function of the
+    committed pilot, so a GPU window can write them on a machine whose exact kind is known only
+    there, and they are what committing them beforehand would have been."""
+    runs = read_csv(folder / "runs.csv")
+    made = []
+    for plan in read_plans(folder):
+        if plan["hardware"] != pilot_kind or read_plan(folder, hardware, plan.get("cell")):
+            continue
+        source = plan.get("pilot_hardware", pilot_kind)
+        pilot = {(m, s) for c in plan["comparisons"] for m in (c["method"], c["baseline"])
+                 for s in c["pilot_seeds"]}
+        rows = [r for r in runs if (f"{r['drop.kind']}/{r['drop.mode']}", r["seed"]) in pilot]
+        made.append((plan_name(hardware, plan.get("cell")),
+                     make_plan(name, rows, hardware, plan["min_seeds"], source, plan.get("cell"))))
+    return made
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="the experiment (its results folder holds the pilot runs.csv)")
+    parser.add_argument("--min-seeds", type=int, default=15)
+    parser.add_argument("--hardware", help="the hardware kind the plan governs (default: this "
+                        "machine's CPU kind, e.g. 'cpu AVX512 torch 2.14.1+cu130')")
+    parser.add_argument("--pilot-hardware", help="the kind whose pilot runs give the spread "
+                        "(default: --hardware); for a kind with no pilot of its own")
+    parser.add_argument("--write", action="store_true", help="write results/NAME/plan.json")
+    parser.add_argument("--seeds", type=int, help="seeds per arm, for curve claims (no pilot)")
+    parser.add_argument("--cell", help="the cell of an experiment of cells, e.g. "
+                        "model.embed_dim=48,data.train_subset=1000")
+    parser.add_argument("--mirror", metavar="PILOT_KIND", help="write, for --hardware, every plan of "
+                        "PILOT_KIND it lacks (all cells), from the same pilot seeds")
+    args = parser.parse_args()
+    if args.hardware is None:
+        import torch
+
+        from repro.records.provenance import hardware_kind, numerics
+        args.hardware = hardware_kind(numerics(torch.device("cpu")))
+    folder = paths.RESULTS / args.name
+    if args.mirror:
+        try:
+            made = mirror(args.name, folder, args.mirror, args.hardware)
+        except (ValueError, FileNotFoundError) as e:
+            refuse(e)
+        for file, plan in made:
+            if args.write:
+                (folder / file).write_text(json.dumps(plan, indent=2) + "\n")
+            print(f"{'wrote' if args.write else 'would write'} {folder / file}")
+        return
+    curves = args.name in CURVE_CLAIMS
+    if curves != (args.seeds is not None):
+        refuse(ConfigError(f"{args.name} needs --seeds N (its claims have no margin)" if curves else
+                           f"--seeds is for curve experiments ({sorted(CURVE_CLAIMS)}); {args.name}'s "
+                           "seeds come from its pilot"))
+    if not curves and not (folder / "runs.csv").is_file():
+        refuse(ConfigError(f"{folder}/runs.csv does not exist; run and collect a pilot first"))
+    try:
+        cell = parse_cell(args.cell)
+        plan = (curve_plan(args.name, args.seeds, args.hardware) if curves else
+                make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds,
+                          args.pilot_hardware, cell))
+    except ValueError as e:
+        refuse(e)
+    existing = read_plan(folder, args.hardware, cell)
+    if args.write and existing is not None:
+        refuse(ConfigError(f"{folder}/{existing['file']} already plans {args.hardware!r}"
+                           f"{f' in cell {cell}' if cell else ''}: a committed plan is not rewritten; "
+                           "delete it by hand only if no run it governs has started"))
+    text = json.dumps(plan, indent=2) + "\n"
+    if args.write:
+        folder.mkdir(parents=True, exist_ok=True)
+        first = not read_plans(folder) and cell is None
+        (folder / ("plan.json" if first else plan_name(args.hardware, cell))).write_text(text)
+    print(text, end="")
+
+
