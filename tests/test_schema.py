@@ -18,21 +18,22 @@ from repro.records.checkpoint import config_hash
 # default, 8 for imagenet): checkpoint.config_hash(cfg, workers) still gives it, so runs recorded
 # then resume and count as finished. Then, recorded when data.workers left the hash (its default
 # null: one worker per core): config_hash and sha256[:16] of OmegaConf.to_yaml resolved (the
-# run's config.yaml) and unresolved (.hydra/config.yaml).
+# run's config.yaml) and unresolved (.hydra/config.yaml); the digests re-recorded when logger.cell
+# joined the schema (the logger is out of the hash: both hashes unchanged).
 PINNED = {
     "experiment=early_regime drop=early_dropout seed=3": ("68896fc852bf4b83", "cbba2f5d8ed68aeb",
-                                                         "964c09cf26f3a547", "48d3c8888c63afba"),
+                                                         "91139c6087139467", "712d8b6c0c96b9ea"),
     "experiment=late_regime drop=late_drop_path": ("cc747398a4d27bd5", "9c580596f0d3e596",
-                                                   "9610aacdd4c53490", "f001756c6e4b856e"),
-    "": ("e273a1232817232b", "784ea34b4e530429", "876f4db09ac25942", "cf335f28c176ec17"),
+                                                   "e52f315f2b7546de", "790ed55237bc2c70"),
+    "": ("e273a1232817232b", "784ea34b4e530429", "d955f3f84e30f2e2", "129ceb6c93c628b6"),
     "experiment=regime_map_steps data.train_subset=1000 drop=none": (
-        "67419198d2417ab2", "ec613a0cfdb4064d", "d27bacaf3d0d76d9", "1b8acd4db245ef09"),
-    "recipe=paper_basic drop=early_drop_path": ("5994b41a0cbe18cb", "ccef27d7b1ab55ff", "e2be93d58d5de6c3",
-                                                "ac738e081f2d9a1a"),
+        "67419198d2417ab2", "ec613a0cfdb4064d", "ae582c380001b5a3", "e8f7b506be22932e"),
+    "recipe=paper_basic drop=early_drop_path": ("5994b41a0cbe18cb", "ccef27d7b1ab55ff", "864f9e94919554a5",
+                                                "166439f6996f4b34"),
     "data=imagenet data.bad_images=skip train.nonfinite=skip": ("0b85e00a0b57beaa", "9e5f881339413c0f",
-                                                               "fc90cf9e5b549943", "a805f536d9f50d7a"),
+                                                               "ff32f02ca7b1c04e", "8ae6e3cd651144c6"),
     "experiment=dynamics analysis.mode=snapshot": ("221af225778edc13", "12ea33122adbcbe4",
-                                                   "d518c8d0129cf1f0", "faea98da5042c2b9"),
+                                                   "5d060bcbf9a8092f", "e4a6d3be52d2951f"),
 }
 
 

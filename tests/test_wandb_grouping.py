@@ -22,7 +22,7 @@ def offline_run(run_dir) -> tuple[dict, list[str]]:
 
 def test_a_runs_wandb_record_groups_like_the_tables(tiny_cfg, tmp_path, monkeypatch):
     cfg = tiny_cfg("logger=wandb", "logger.mode=offline", "name=regime_study", "drop=early_dropout",
-                   "seed=1")
+                   "seed=1", "logger.cell=[model.embed_dim,data.train_subset]")   # as its experiment says
     cell = {"model.embed_dim": 32, "data.train_subset": cfg.data.train_subset}
     first = run(cfg, tmp_path / "unplanned")
     assert "test_acc" in first
@@ -42,3 +42,13 @@ def test_a_runs_wandb_record_groups_like_the_tables(tiny_cfg, tmp_path, monkeypa
         assert groups == {**expected, "plan": plan_file}
         assert {f"{k}:{v}" for k, v in groups.items()} <= set(tags)
         assert config["drop.kind"] == "dropout"            # the whole config, flattened, as before
+
+
+def test_the_cell_keys_are_the_experiment_files_own():
+    from repro.compose import compose_config
+    from repro.report.claims import CELL_EXPERIMENTS
+    cfg = compose_config(["experiment=regime_study"])
+    keys = ["model.embed_dim", "data.train_subset"]
+    assert list(cfg.logger.cell) == list(CELL_EXPERIMENTS["regime_study"]) == keys
+    assert list(compose_config(["experiment=early_regime"]).logger.cell) == []
+    assert "early_regime" not in CELL_EXPERIMENTS
