@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from repro.checkpoint import RESUME_FREE_KEYS
 from repro.figures import FIGURES, build
 from repro.ledger import LedgerConflict, collect
-from repro.plan import read_plans
+from repro.plan import pending_note, read_plans
 from repro.provenance import hardware_kind, numerics
 from repro.results import read_csv
 from repro.rundir import RunDir
@@ -44,8 +44,9 @@ def planned(name: str, hardware: str | None = None) -> list[list[str]]:
     (a method kind/mode, or a grid point such as drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
     first = next((p for p in read_plans(RESULTS / name) if hardware in (None, p["hardware"])), None)
     if first is None:
-        raise FileNotFoundError(f"results/{name} has no plan{f' for {hardware!r}' if hardware else ''}; "
-                                f"write one with python -m repro.plan {name} --write")
+        raise FileNotFoundError(f"results/{name} has no plan{f' for {hardware!r}' if hardware else ''}"
+                                f"{pending_note(RESULTS / name)}; write one with python -m repro.plan {name} "
+                                "--write")
     drop = drop_configs()
     points = []
     plans = [p for p in read_plans(RESULTS / name) if p["hardware"] == first["hardware"]]
