@@ -29,7 +29,7 @@ import time
 from repro import paths
 from repro.errors import ConfigError, one_line
 from repro.report import drift, launch
-from repro.report.plan import read_plans
+from repro.report.plan import pending_note, read_plans
 
 
 def plans(only: str | None, hardware: str) -> list[str]:
@@ -37,8 +37,9 @@ def plans(only: str | None, hardware: str) -> list[str]:
     names = only.split(",") if only else sorted({p.parent.name for p in paths.RESULTS.glob("*/plan*.json")})
     kinds = {n: [p["hardware"] for p in read_plans(paths.RESULTS / n)] for n in names}
     missing = [n for n in names if not kinds[n]]
-    if missing:
-        raise ConfigError(f"no committed plan for {missing}; write one with "
+    if only and missing:                          # else a folder whose plan is pending its pilot
+        notes = "".join(pending_note(paths.RESULTS / n) for n in missing)
+        raise ConfigError(f"no committed plan for {missing}{notes}; write one with "
                           "python -m repro.plan NAME --write")
     wrong = [f"{n} ({', '.join(kinds[n])})" for n in names if hardware not in kinds[n]]
     if only and wrong:

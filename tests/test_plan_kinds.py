@@ -130,3 +130,48 @@ def test_each_kind_is_judged_by_its_own_plan_in_the_table_and_the_summary(tmp_pa
     wide = "inconclusive at the planned seeds (interval wider than planned)"
     assert first == [(OLD_CPU, "2 of 2 planned", wide),
                      ("gpu", "3 of 3 planned", "larger than the paper's")]
+
+
+def test_a_plan_pending_its_pilot_is_written_once_and_never_taken_for_a_plan(tmp_path, monkeypatch, capsys):
+    """dynamics_batch's claim carries our margin, so a pilot sizes its plan: with fewer than 8 paired
+    pilot seeds --write commits the claim, margin and rule as a plan pending its pilot, which no
+    queue, sweep or table takes for a plan and which is not rewritten; a kind's 8 pilot seeds then
+    give that kind's plan beside it."""
+    from tests.test_stats import trajectory_rows
+    folder = tmp_path / "results" / "dynamics_batch"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
+
+    def main(*args):
+        monkeypatch.setattr("sys.argv", ["plan", "dynamics_batch", "--hardware", "gpu", *args, "--write"])
+        plan.main()
+    write_csv(trajectory_rows({s: -0.05 for s in range(3)}), folder / "curves.csv")
+    main()
+    pending = (folder / "plan.json").read_text()
+    assert json.loads(pending) == plan.pending_plan("dynamics_batch")
+    assert json.loads(pending)["status"] == "pilot pending" and json.loads(pending)["seeds"] == {}
+    assert read_plans(folder) == [] and read_plan(folder) is None
+    assert len(read_plans(folder, pending=True)) == 1
+    with pytest.raises(SystemExit) as refused:
+        main()
+    assert refused.value.code == 2 and "plan.json is pending its pilot" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main("--pilot-hardware", "cpu")
+    assert "own kind's pilot" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="pending its pilot: seeds 0-7"):
+        launch.planned("dynamics_batch", "gpu")
+    queue = load_script("plan_queue")
+    with pytest.raises(ConfigError, match="pending its pilot"):
+        queue.plans("dynamics_batch", "gpu")
+    assert queue.plans(None, "gpu") == []
+
+    write_csv(trajectory_rows({s: -0.05 + 0.01 * (s % 2) for s in range(8)}), folder / "curves.csv")
+    main()
+    assert (folder / "plan.json").read_text() == pending
+    own = read_plan(folder, "gpu")
+    assert own["file"] == "plan-gpu.json" and own["comparisons"][0]["pilot_seeds"] == list(range(8))
+    assert own["seeds"] == {f"drop.rate={rate},train.batch_size=1024": 15 for rate in ("0.0", "0.1")}
+    points = launch.planned("dynamics_batch", "gpu")
+    assert len(points) == 30 and points[:2] == [["drop.rate=0.0", "seed=0", "train.batch_size=1024"],
+                                                ["drop.rate=0.1", "seed=0", "train.batch_size=1024"]]
+    assert queue.plans(None, "gpu") == queue.plans("dynamics_batch", "gpu") == ["dynamics_batch"]

@@ -106,13 +106,14 @@ def test_committed_tables_regenerate_the_committed_figures(folder, tmp_path):
             (tmp_path / other.name).symlink_to(other)
     out = tmp_path / folder.name
     out.mkdir()
-    inputs = ("runs.csv", "curves.csv", "skipped.csv", "plan*.json", "batch_axis.csv")   # the committed
-    for path in (p for pattern in inputs for p in folder.glob(pattern)):                 # tables, plans
+    inputs = ("runs.csv", "curves.csv", "skipped.csv", "plan*.json", "batch_axis.csv",   # the committed
+              "collection.json")                                                          # tables, plans
+    for path in (p for pattern in inputs for p in folder.glob(pattern)):
         (out / path.name).write_bytes(path.read_bytes())
     build_folder(folder.name, out)
     figures = sorted(p.name for p in folder.glob("*.png")) + sorted(p.name for p in folder.glob("*.pdf"))
     assert figures
-    for name in [*figures, "table.md"]:
+    for name in [*figures, "table.md", *(p.name for p in folder.glob("cost.md"))]:
         assert (out / name).read_bytes() == (folder / name).read_bytes(), name
 
 

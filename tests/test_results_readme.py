@@ -104,3 +104,15 @@ def test_every_estimate_in_the_prose_is_a_cell_of_its_experiments_table(heading,
     assert folders, f"{heading}: an estimate {pair} in a paragraph that names no results folder"
     cells = [cell for folder in folders for cell in table_pairs(folder)]
     assert any(matches(pair, cell) for cell in cells), f"{' ± '.join(pair)} is in no table of {folders}"
+
+
+def test_the_next_windows_cost_is_its_cost_md():
+    """The GPU path's estimate for dynamics_batch's window: each row of its cost.md (the pilot, the
+    plan at the spread in so far and at twice it), runs and GPU-minutes as the table has them."""
+    section = " ".join(README.split("### The next window", 1)[1].split("\n### ", 1)[0].split())
+    cost = (RESULTS / "dynamics_batch" / "cost.md").read_text()
+    rows = [line.strip("| ").split(" | ") for line in cost.splitlines()]
+    estimates = [(row[2], row[4]) for row in rows if len(row) == 5 and row[1].isdigit()]
+    assert len(estimates) == 3
+    for runs, minutes in estimates:
+        assert f"{runs} runs, ~{minutes} GPU-minutes" in section

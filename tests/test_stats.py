@@ -9,7 +9,7 @@ import pytest
 
 from repro.records.tables import read_csv
 from repro.report.claims import CELL_CLAIMS, CLAIMS, CURVE_CLAIMS
-from repro.report.plan import curve_plan, make_plan
+from repro.report.plan import PENDING, curve_plan, make_plan, pending_plan, pilot_plan, piloted
 from repro.report.stats import interval_word, mean_ci, planned_verdict, sample_sd, seeds_needed, t975, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +117,14 @@ PLANS = sorted((ROOT / "results").glob("*/plan*.json"))
 def test_committed_plans_follow_from_their_pilots(path):
     """The plan re-derived from its pilot seeds in the committed table is the committed plan."""
     plan = {k: v for k, v in json.loads(path.read_text()).items() if k != "relabelled"}   # a dated note
+    if plan.get("status") == PENDING:                # the claims, margins and rule before any pilot
+        assert pending_plan(plan["experiment"]) == plan
+        return
+    if piloted(plan["experiment"]):                  # curve claims with margins: the kind's own pilot
+        seeds = {s for c in plan["comparisons"] for s in c["pilot_seeds"]}
+        rows = [r for r in read_csv(path.parent / "curves.csv") if r["seed"] in seeds]
+        assert pilot_plan(plan["experiment"], rows, plan["hardware"], plan["min_seeds"]) == plan
+        return
     if plan["experiment"] in CURVE_CLAIMS:           # no pilot: the seeds were stated
         assert curve_plan(plan["experiment"], max(plan["seeds"].values()), plan["hardware"]) == plan
         return
@@ -167,3 +175,71 @@ def test_dynamics_verdicts_use_exactly_the_planned_seeds():
     unplanned = claim_rows(group_by(dynamics_rows(range(12), shift), "drop.rate"))
     assert {r["verdict"] for r in unplanned} == {"inconclusive (interval includes 0)"}
     assert {r["seeds"] for r in unplanned} == {12}
+
+
+def trajectory_rows(effects: dict, hardware: str = "gpu") -> list[dict]:
+    """Analysis rows of dynamics_batch's two arms whose trajectory effect on direction variance
+    (masks off at drop rate 0.1 minus drop rate 0.0) averages effects[seed] over the early steps
+    (per step effects[seed] + a step's offset, the offsets summing to 0), with other values at
+    step 0 and the late step 159, which the early window leaves out."""
+    offsets = {0: 9.0, 1: 0.02, 4: -0.02, 13: 0.01, 45: -0.01, 84: 0.0, 159: 5.0}
+    rows = []
+    for seed, effect in effects.items():
+        for step, offset in offsets.items():
+            plain = 0.1 + 0.001 * seed
+            rows += [{"event": "analysis", "hardware": hardware, "seed": seed, "step": step, "drop.rate": 0.0,
+                      "grad_direction_variance": plain, "masks_off/grad_direction_variance": plain},
+                     {"event": "analysis", "hardware": hardware, "seed": seed, "step": step, "drop.rate": 0.1,
+                      "grad_direction_variance": plain + effect + offset + 0.03,      # masks on: +0.03
+                      "masks_off/grad_direction_variance": plain + effect + offset}]
+    return rows
+
+
+def test_the_trajectory_claim_is_judged_and_planned_from_constructed_curves(tmp_path):
+    """Per seed the early-window trajectory effect is -0.04 or -0.06 (8 seeds, alternating): by hand
+    mean -0.05, sd 0.01 * sqrt(8/7) = 0.010690, half-width t(7) 2.365 * 0.010690 / sqrt(8) =
+    0.008939: [-0.0589, -0.0411] excludes 0 on the paper's side (lower), and the margin is ours:
+    reproduced. The plan from it: 15 seeds (the minimum; 0.013 = margin / 2 is met at 15)."""
+    from repro.report.figures.dynamics import effect_claim_rows
+    claim = CURVE_CLAIMS["dynamics_batch"][0]
+    assert (claim.effect, claim.metric, claim.phase, claim.sign, claim.ours) == \
+        ("trajectory", "grad_direction_variance", "early", -1, True)
+    curves = trajectory_rows({s: -0.04 if s % 2 else -0.06 for s in range(8)})
+    plan = pilot_plan("dynamics_batch", curves, "gpu", 15)
+    [comparison] = plan["comparisons"]
+    assert comparison["pilot_seeds"] == list(range(8))
+    assert comparison["pilot_sd"] == pytest.approx(0.01 * math.sqrt(8 / 7))
+    assert comparison["seeds"] == 15 and plan["seeds"] == {
+        "drop.rate=0.0,train.batch_size=1024": 15, "drop.rate=0.1,train.batch_size=1024": 15}
+    assert pilot_plan("dynamics_batch", curves, "gpu", 2)["seeds"]["drop.rate=0.0,train.batch_size=1024"] == 6
+    # by hand at 2 seeds minimum: n = 5 gives 2.776 * 0.010690 / sqrt 5 = 0.01327 > 0.013; n = 6: 0.01122
+
+    folder = tmp_path / "dynamics_batch"
+    folder.mkdir()
+    (folder / "plan.json").write_text(json.dumps(pending_plan("dynamics_batch")))
+    [pending] = effect_claim_rows(curves[:6 * 14], folder)          # seeds 0-5: the pilot not yet in
+    assert pending["verdict"] == "underpowered (pilot pending: 6 of 8 pilot seeds)" and pending["planned"]
+    (folder / "plan-gpu.json").write_text(json.dumps({**plan, "comparisons": [{**comparison, "seeds": 8}]}))
+    [row] = effect_claim_rows(curves, folder)
+    assert (row["diff"], row["n"]) == (pytest.approx(-0.05), 8)
+    assert row["half"] == pytest.approx(2.365 * 0.01 * math.sqrt(8 / 7) / math.sqrt(8))
+    assert row["effect"] == "-0.0500 ± 0.0089" and row["verdict"] == "reproduced"
+    near = trajectory_rows({s: 0.001 if s % 2 else -0.001 for s in range(8)})
+    [row] = effect_claim_rows(near, folder)     # -0.0019 .. +0.0019, inside ±0.026
+    assert row["verdict"] == "no effect as large as our margin"
+    (folder / "plan-gpu.json").unlink()
+    [row] = effect_claim_rows(near, folder)     # the pilot is in, no plan written from it yet
+    assert row["verdict"] == "underpowered (pilot in; its plan not written yet)"
+    (folder / "plan.json").unlink()
+    [row] = effect_claim_rows(curves, folder)   # no plan at all: the unplanned rule
+    assert (row["verdict"], row["seeds"], row["planned"]) == ("reproduced", "8, unplanned", False)
+
+
+def test_the_trajectory_claims_margin_is_the_mask_effect_in_its_table():
+    """Our margin is the early mask effect on direction variance at training batch 1024, as
+    dynamics_batch/table.md prints it."""
+    claim = CURVE_CLAIMS["dynamics_batch"][0]
+    table = (ROOT / "results" / "dynamics_batch" / "table.md").read_text()
+    cell = next(line.split(" | ")[4] for line in table.splitlines()
+                if line.startswith("| 1024 | grad_direction_variance | "))
+    assert cell.startswith(f"{claim.margin:.4f} ± ") and f"+{claim.margin:.4f}" in claim.source

@@ -103,14 +103,22 @@ CELL_CLAIMS = {"underfitting": EARLY, "overfitting": EARLY[:2] + REGULARIZES + L
 
 @dataclass(frozen=True)
 class CurveClaim:
-    """A claim about the training-dynamics curves (docs/paper.md section 4): the run with dropout
-    minus the run without, per seed the mean of `metric` over the phase's measured steps (early:
-    steps 1-100; late: the last two), paired over seeds. The paper shows these as figures only:
-    no effect size, so no margin."""
+    """A claim about the training-dynamics curves (docs/paper.md section 4): per seed, `effect` of
+    the run with dropout against the run without on `metric`, its mean over the phase's measured
+    steps (early: steps 1-100; late: the last two), then over seeds. The paper shows these as
+    figures only: no effect size, so no margin, unless one of ours is given (why in `source`);
+    then a pilot sizes the plan (repro.report.plan.pilot_plan)."""
     text: str
     metric: str              # an analysis record (a curves.csv column)
     phase: str               # early or late
     sign: int
+    effect: str = "paper"    # repro.report.figures.decomposition.effects: paper, mask or trajectory
+    margin: float | None = None       # ours (the paper gives figures only), in the metric's units
+    source: str = ""
+
+    @property
+    def ours(self) -> bool:
+        return self.margin is not None
 
 
 DYNAMICS = (
@@ -124,7 +132,20 @@ DYNAMICS = (
                "late", +1),
 )
 
-CURVE_CLAIMS = {"dynamics_decompose": DYNAMICS}
+# The training-batch axis (experiment dynamics_batch): the paper's mechanism, lower direction
+# variance through the trajectory dropout takes, at training batch 1024, where the masks add a
+# sixth of the direction variance they add at 128 (README, training-batch axis).
+MASKS_AT_1024 = ("ours: the mask effect on early direction variance at training batch 1024, +0.0260 "
+                 "(dynamics_batch/table.md, 3 seeds): paper = mask + trajectory, so only a trajectory "
+                 "effect beyond -0.026 turns the paper's comparison to the paper's sign at this batch; "
+                 "the paper gives figures only")
+BATCH_DYNAMICS = (
+    CurveClaim("dropout's trajectory lowers early direction variance at training batch 1024",
+               "grad_direction_variance", "early", -1, effect="trajectory", margin=0.026,
+               source=MASKS_AT_1024),
+)
+
+CURVE_CLAIMS = {"dynamics_decompose": DYNAMICS, "dynamics_batch": BATCH_DYNAMICS}
 # Experiments of cells and their cell keys, as their configs declare them (logger.cell)
 CELL_EXPERIMENTS = {path.stem: tuple(keys) for path in sorted((paths.CONF / "experiment").glob("*.yaml"))
                     if (keys := OmegaConf.load(path).get("logger", {}).get("cell"))}

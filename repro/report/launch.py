@@ -21,7 +21,7 @@ from repro.records.rundir import RunDir
 from repro.records.tables import read_csv
 from repro.report.figures import FIGURES, build
 from repro.report.ledger import LedgerConflict, collect
-from repro.report.plan import read_plans
+from repro.report.plan import pending_note, read_plans
 
 
 def drop_configs() -> dict:
@@ -40,8 +40,9 @@ def planned(name: str, hardware: str | None = None) -> list[list[str]]:
     (a method kind/mode, or a grid point such as drop.rate=0.1) runs seeds 0 .. plan[m] - 1."""
     first = next((p for p in read_plans(paths.RESULTS / name) if hardware in (None, p["hardware"])), None)
     if first is None:
-        raise FileNotFoundError(f"results/{name} has no plan{f' for {hardware!r}' if hardware else ''}; "
-                                f"write one with python -m repro.plan {name} --write")
+        raise FileNotFoundError(f"results/{name} has no plan{f' for {hardware!r}' if hardware else ''}"
+                                f"{pending_note(paths.RESULTS / name)}; write one with "
+                                f"python -m repro.plan {name} --write")
     drop = drop_configs()
     points = []
     plans = [p for p in read_plans(paths.RESULTS / name) if p["hardware"] == first["hardware"]]

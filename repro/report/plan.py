@@ -18,12 +18,18 @@ A kind without pilot runs of its own may be planned from another kind's pilot
 Claims about the dynamics curves (repro.report.claims.CURVE_CLAIMS) have no published effect size, so
 no margin and no power calculation: their plan states the seeds per arm (--seeds) and the windows
 before the runs, and their verdicts are reproduced, opposite or inconclusive at those seeds.
+Curve claims with a margin of ours (dynamics_batch) are planned from a pilot of at least
+MIN_PILOT_SEEDS paired seeds on the plan's kind, as above (no --seeds). Before that pilot is in,
+--write commits the claims, window, margins and rule as a plan pending its pilot
+(`"status": "pilot pending"`, no seeds); read_plans leaves it out, so no queue, sweep or table
+takes it for a plan, and the kind's own plan is written from the pilot once it is in.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 from repro import paths
@@ -32,6 +38,7 @@ from repro.records.tables import read_csv
 from repro.report.claims import CELL_CLAIMS, CELL_EXPERIMENTS, CLAIMS, CURVE_CLAIMS, NONE, Claim, cell_regime
 from repro.report.stats import mean_ci, paired_differences, sample_sd, seeds_needed
 
+MIN_SEEDS = 15                                       # --min-seeds's default
 WINDOW = "the final evaluation (after the last epoch); runs.csv columns"
 REGIME_RULE = ("the no-dropout pilot runs' train - test accuracy gap (train_full_acc - test_acc), mean and "
                "95% t-interval: underfitting when its upper bound <= 3 pp, overfitting when its lower "
@@ -113,7 +120,8 @@ def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int,
 
 CURVE_WINDOW = ("per seed, the mean of the metric over the phase's measured steps (early: steps 1-100, "
                 "late: the last two measured steps; step 0 left out), then paired over seeds")
-ARMS = {"dynamics_decompose": ("drop.rate=0.0", "drop.rate=0.1")}     # grid points, without seed
+ARMS = {"dynamics_decompose": ("drop.rate=0.0", "drop.rate=0.1"),      # grid points, without seed
+        "dynamics_batch": ("drop.rate=0.0,train.batch_size=1024", "drop.rate=0.1,train.batch_size=1024")}
 
 
 def curve_plan(name: str, seeds: int, hardware: str) -> dict:
@@ -129,11 +137,69 @@ def curve_plan(name: str, seeds: int, hardware: str) -> dict:
             "seeds": {arm: seeds for arm in ARMS[name]}}
 
 
+MIN_PILOT_SEEDS = 8     # 3-seed pilots here underestimated the spread about 2x (README)
+PENDING = "pilot pending"
+EFFECT_WINDOW = ("per seed and measured step, the claim's effect (trajectory: the dropout run's value with "
+                 "its masks off minus the no-dropout run's, same seed and step; "
+                 "repro.report.figures.decomposition.effects); per seed its mean over the phase's measured "
+                 "steps (early: steps 1-100, late: the last two measured steps; step 0 left out); then mean "
+                 "and 95% t-interval over seeds")
+PILOT_RULE = (f"a pilot of at least {MIN_PILOT_SEEDS} paired seeds on the plan's kind first; then n = "
+              "smallest n >= min_seeds with t(0.975, n-1) * pilot_sd / sqrt(n) <= margin / 2; the pilot's "
+              "seeds count toward n; verdicts use the first n seeds in seed order (docs/statistics.md "
+              "section 4; the margin is ours, so excluding 0 on the paper's side is reproduced, and inside "
+              "+-margin is no effect as large as our margin)")
+
+
+def curve_comparison(claim) -> dict:
+    return {"claim": claim.text, "metric": claim.metric, "effect": claim.effect, "phase": claim.phase,
+            "sign": claim.sign, "margin": claim.margin, "source": claim.source,
+            "target_half_width": claim.margin / 2}
+
+
+def piloted(name: str) -> bool:
+    """Whether `name`'s curve claims carry margins (ours), so that a pilot sizes their plan."""
+    return any(c.ours for c in CURVE_CLAIMS.get(name, ()))
+
+
+def pending_plan(name: str) -> dict:
+    """The claims, window, margins and rule of a pilot-sized curve experiment, committed before its
+    pilot; no seeds, no kind: each kind's seeds come from its own pilot (pilot_plan)."""
+    return {"experiment": name, "status": PENDING, "hardware": None, "window": EFFECT_WINDOW,
+            "pilot": f"seeds 0-{MIN_PILOT_SEEDS - 1} of {' and '.join(ARMS[name])} on one numerics kind; "
+                     f"then python -m repro.plan {name} --hardware KIND --write writes that kind's plan from "
+                     "them (plan-<kind>.json), before any of its planned runs",
+            "rule": PILOT_RULE, "comparisons": [curve_comparison(c) for c in CURVE_CLAIMS[name]], "seeds": {}}
+
+
+def pilot_plan(name: str, curves: list[dict], hardware: str, min_seeds: int) -> dict:
+    """The plan of curve claims with margins on `hardware`, from its pilot (curves.csv rows): per
+    claim the spread over seeds of the per-seed effect, then the seeds as for make_plan; the
+    pending plan while fewer than MIN_PILOT_SEEDS seeds are paired."""
+    from repro.report.figures.decomposition import claim_effects  # repro.report.figures imports this module
+    pilot = [r for r in curves if r["event"] == "analysis" and r.get("hardware") == hardware]
+    effects = [claim_effects(pilot, c) for c in CURVE_CLAIMS[name]]
+    if min(len(e) for e in effects) < MIN_PILOT_SEEDS:
+        return pending_plan(name)
+    comparisons = []
+    for claim, effect in zip(CURVE_CLAIMS[name], effects):
+        sd = sample_sd(list(effect.values()))
+        comparisons.append({**curve_comparison(claim), "pilot_seeds": sorted(effect), "pilot_sd": sd,
+                            "seeds": seeds_needed(sd, claim.margin / 2, min_seeds)})
+    seeds = max(c["seeds"] for c in comparisons)
+    return {"experiment": name, "hardware": hardware, "window": EFFECT_WINDOW, "min_seeds": min_seeds,
+            "rule": PILOT_RULE, "comparisons": comparisons, "seeds": {arm: seeds for arm in ARMS[name]}}
+
+
 def plan_name(hardware: str, cell: dict | None = None) -> str:
     """plan-<kind>[-<cell>].json: the kind (and the cell's key=value pairs) in lower case, runs of
     other characters as one '-'."""
-    scope = hardware + "".join(f" {k}={v}" for k, v in (cell or {}).items())
-    return "plan-" + re.sub(r"[^a-z0-9]+", "-", scope.lower()).strip("-") + ".json"
+    return "plan-" + slug(hardware + "".join(f" {k}={v}" for k, v in (cell or {}).items())) + ".json"
+
+
+def slug(text: str) -> str:
+    """`text` in lower case, runs of other characters than letters and digits as one '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def parse_cell(text: str | None) -> dict | None:
@@ -149,10 +215,18 @@ def parse_cell(text: str | None) -> dict | None:
     return cell
 
 
-def read_plans(folder: Path) -> list[dict]:
-    """The folder's plans, plan.json first, each with its file name under "file"."""
+def read_plans(folder: Path, pending: bool = False) -> list[dict]:
+    """The folder's plans, plan.json first, each with its file name under "file"; a plan pending
+    its pilot only when asked for (`pending`): it plans no runs."""
     paths = [Path(folder) / "plan.json", *sorted(Path(folder).glob("plan-*.json"))]
-    return [{**json.loads(p.read_text()), "file": p.name} for p in paths if p.is_file()]
+    plans = [{**json.loads(p.read_text()), "file": p.name} for p in paths if p.is_file()]
+    return [p for p in plans if pending or p.get("status") != PENDING]
+
+
+def pending_note(folder: Path) -> str:
+    """Why the folder has no plan to run yet, where it has one pending its pilot; else ''."""
+    waiting = [p for p in read_plans(folder, pending=True) if p.get("status") == PENDING]
+    return f" ({waiting[0]['file']} is pending its pilot: {waiting[0]['pilot']})" if waiting else ""
 
 
 def read_plan(folder: Path, hardware: str | None = None, cell: dict | None = None) -> dict | None:
@@ -185,7 +259,7 @@ def mirror(name: str, folder: Path, pilot_kind: str, hardware: str) -> list[tupl
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the experiment (its results folder holds the pilot runs.csv)")
-    parser.add_argument("--min-seeds", type=int, default=15)
+    parser.add_argument("--min-seeds", type=int, default=MIN_SEEDS)
     parser.add_argument("--hardware", help="the hardware kind the plan governs (default: this "
                         "machine's CPU kind, e.g. 'cpu AVX512 torch 2.14.1+cu130')")
     parser.add_argument("--pilot-hardware", help="the kind whose pilot runs give the spread "
@@ -213,20 +287,34 @@ def main():
                 (folder / file).write_text(json.dumps(plan, indent=2) + "\n")
             print(f"{'wrote' if args.write else 'would write'} {folder / file}")
         return
-    curves = args.name in CURVE_CLAIMS
+    curves = args.name in CURVE_CLAIMS and not piloted(args.name)
     if curves != (args.seeds is not None):
         refuse(ConfigError(f"{args.name} needs --seeds N (its claims have no margin)" if curves else
                            f"--seeds is for curve experiments ({sorted(CURVE_CLAIMS)}); {args.name}'s "
                            "seeds come from its pilot"))
-    if not curves and not (folder / "runs.csv").is_file():
+    if piloted(args.name) and (args.pilot_hardware or args.cell):
+        refuse(ConfigError(f"{args.name} is planned from its own kind's pilot, with no cells: leave out "
+                           "--pilot-hardware and --cell"))
+    if not curves and not piloted(args.name) and not (folder / "runs.csv").is_file():
         refuse(ConfigError(f"{folder}/runs.csv does not exist; run and collect a pilot first"))
     try:
         cell = parse_cell(args.cell)
-        plan = (curve_plan(args.name, args.seeds, args.hardware) if curves else
-                make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds,
-                          args.pilot_hardware, cell))
+        if curves:
+            plan = curve_plan(args.name, args.seeds, args.hardware)
+        elif piloted(args.name):
+            pilot = read_csv(folder / "curves.csv") if (folder / "curves.csv").is_file() else []
+            plan = pilot_plan(args.name, pilot, args.hardware, args.min_seeds)
+        else:
+            plan = make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds,
+                             args.pilot_hardware, cell)
     except ValueError as e:
         refuse(e)
+    if plan.get("status") == PENDING:
+        print(f"{args.hardware!r} has fewer than {MIN_PILOT_SEEDS} paired pilot seeds: the plan waits for "
+              "its pilot", file=sys.stderr)
+        if args.write and pending_note(folder):
+            refuse(ConfigError(f"{folder}{pending_note(folder)}: nothing to write before a kind's pilot "
+                               "is in"))
     existing = read_plan(folder, args.hardware, cell)
     if args.write and existing is not None:
         refuse(ConfigError(f"{folder}/{existing['file']} already plans {args.hardware!r}"
@@ -235,7 +323,7 @@ def main():
     text = json.dumps(plan, indent=2) + "\n"
     if args.write:
         folder.mkdir(parents=True, exist_ok=True)
-        first = not read_plans(folder) and cell is None
+        first = not read_plans(folder, pending=True) and cell is None
         (folder / ("plan.json" if first else plan_name(args.hardware, cell))).write_text(text)
     print(text, end="")
 

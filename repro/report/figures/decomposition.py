@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from repro.report.figures.common import fmt, mean_ci, plt, save
+from repro.report.figures.common import fmt, group_by, mean_ci, plt, save
 
 
 def phase_windows(steps: list[int]) -> dict:
@@ -57,12 +57,26 @@ def effect_series(by_rate: dict, key: str) -> dict:
     return series
 
 
+def per_seed(by_step: dict, steps: list[int]) -> dict:
+    """{seed: its mean over `steps`}, for the seeds measured at every one of them."""
+    seeds = sorted({seed for s in steps for seed in by_step.get(s, {})})
+    return {seed: sum(by_step[s][seed] for s in steps) / len(steps) for seed in seeds
+            if all(seed in by_step.get(s, {}) for s in steps)}
+
+
 def window_effect(by_step: dict, steps: list[int]) -> tuple[float, float, int]:
     """Mean and 95% interval over seeds of each seed's mean over `steps`."""
-    seeds = {seed for s in steps for seed in by_step.get(s, {})}
-    per_seed = [sum(by_step[s][seed] for s in steps) / len(steps) for seed in seeds
-                if all(seed in by_step.get(s, {}) for s in steps)]
-    return mean_ci(per_seed)
+    return mean_ci(list(per_seed(by_step, steps).values()))
+
+
+def claim_effects(rows: list[dict], claim) -> dict:
+    """{seed: the curve claim's effect on its metric, averaged over its phase's measured steps}
+    (repro.report.claims.CurveClaim), from one numerics kind's analysis rows at two drop rates."""
+    by_rate = group_by(rows, "drop.rate")
+    if len(by_rate) < 2:
+        return {}
+    series = effect_series(by_rate, claim.metric)[claim.effect]
+    return per_seed(series, phase_windows(sorted(s for s in series if s > 0))[claim.phase])
 
 
 def decomposition(by_rate: dict, out: Path, stem: str) -> list[str]:
