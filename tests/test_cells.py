@@ -9,7 +9,7 @@ from repro import paths
 from repro.records.tables import write_csv
 from repro.report import launch, plan
 from repro.report.claims import CELL_CLAIMS, cell_regime
-from repro.report.figures import FIGURES, GLANCE
+from repro.report.figures import FIGURES, GLANCE, cells
 from repro.report.plan import make_plan, plan_name, read_plan, read_plans
 
 KIND = "cpu AVX512 torch 2.14.1+cu130"
@@ -167,3 +167,18 @@ def test_a_gpu_window_mirrors_every_cells_plan_from_the_same_pilot(tmp_path, mon
     monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--mirror", KIND, "--hardware", gpu, "--write"])
     plan.main()
     assert len(read_plans(folder)) == 4 and plan.mirror("regime_study", folder, KIND, gpu) == []
+
+
+def test_where_sorts_each_cells_claims_by_what_their_verdicts_say(tmp_path):
+    assert cells.said_by("reproduced", cells.HOLDS) and cells.said_by("opposite", cells.FAILS)
+    assert cells.said_by("no effect as large as our margin", cells.FAILS)
+    assert cells.said_by("underpowered (2 of 3 planned seeds)", ()) and not cells.said_by("reproduced", ())
+    assert cells.said_by("inconclusive at the planned seeds", ())
+    runs = pilot()
+    folder = write_plans(tmp_path, runs)
+    over, under = "\n".join(cells.where(runs, folder)).split("\n\n")
+    assert over.startswith("**Width 48, 1000 images (overfitting: no-dropout gap 25.00 ± 2.48 pp, 3 seeds)")
+    holds = next(line for line in over.splitlines() if line.startswith("- Holds: "))
+    assert "late dropout raises test accuracy over standard dropout (0.60 ± 0.25 pp; 3 of 3 planned seeds: " \
+           "reproduced)" in holds
+    assert under.startswith("**Width 48, 60000 images (underfitting") and "late dropout" not in under

@@ -43,7 +43,8 @@ SUPERSEDED = {
                   "cell). Kept as the first look; not in the glance."}
 
 MARKERS = {"answer": ("<!-- the answer: start -->", "<!-- the answer: end -->"),
-           "glance": ("<!-- claims at a glance: start -->", "<!-- claims at a glance: end -->")}
+           "glance": ("<!-- claims at a glance: start -->", "<!-- claims at a glance: end -->"),
+           "regime study": ("<!-- the regime study: start -->", "<!-- the regime study: end -->")}
 GLANCE_START, GLANCE_END = MARKERS["glance"]
 
 
@@ -83,12 +84,15 @@ def build(name: str, out: Path) -> list[str]:
 
 
 def write_glance(results: Path) -> None:
-    """results/README.md's generated sections (between their markers: the answer, the glance) and
-    the headline figure results/claims.png / .pdf, from the tables."""
+    """results/README.md's generated sections (between their markers: the answer, the glance, where
+    the regime study's claims hold) and the headline figure results/claims.png / .pdf, from the
+    tables."""
     readme = results / "README.md"
     text = readme.read_text()
     rows = evidence(results)
-    for key, lines in (("answer", summary.answer(rows)), ("glance", summary.glance(rows))):
+    study = results / "regime_study"
+    for key, lines in (("answer", summary.answer(rows)), ("glance", summary.glance(rows)),
+                       ("regime study", cells.where(read_csv(study / "runs.csv"), study))):
         start, end = MARKERS[key]
         if start not in text or end not in text:
             raise ValueError(f"{readme} lacks the markers {start} ... {end}; add them where it belongs")

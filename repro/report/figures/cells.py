@@ -87,6 +87,39 @@ def glance(runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
             for row in glance_on(regime_for(rows, plan), rows, plan, kind)]
 
 
+# Verdict words by what they say of the claim in a cell (repro.report.stats.interval_word)
+HOLDS = ("reproduced", "smaller than the paper's", "larger than the paper's")
+FAILS = ("opposite", "no effect as large as")
+
+
+def said_by(verdict: str, words: tuple) -> bool:
+    """Whether `verdict` is one of `words`; with no words, whether it is none of HOLDS and FAILS."""
+    return any(map(verdict.startswith, words or HOLDS + FAILS)) == bool(words)
+
+
+def stated(row: dict) -> str:
+    seeds = "" if row["verdict"].startswith("underpowered") else f"{row['seeds']} seeds: "
+    return f"{row['claim']} ({row['effect']}; {seeds}{row['verdict']})"
+
+
+def where(runs: list[dict], out: Path) -> list[str]:
+    """results/README.md's regime-study summary: per hardware kind and cell, the regime (gap) and
+    where each claim holds, where it does not and where it is still undecided, with the numbers."""
+    lines = []
+    for kind in hardware_kinds(runs):
+        for (w, s), rows, plan in cells_on(runs, kind, out):
+            g, h, n = gap(rows)
+            judged = glance_on(regime_for(rows, plan), rows, plan, kind)
+            lines.append(f"**Width {w}, {s} images ({regime_of(rows, plan)}: no-dropout gap "
+                         f"{fmt(g, h, 100)} pp, {n} seeds), on {kind}.**")
+            for label, words in (("Holds", HOLDS), ("Does not hold (opposite, or no effect as large as the "
+                                                       "margin)", FAILS), ("Undecided", ())):
+                said = [r for r in judged if said_by(r["verdict"], words)]
+                lines.append(f"- {label}: " + ("; ".join(map(stated, said)) or "none") + ".")
+            lines.append("")
+    return lines[:-1]
+
+
 def plot_map(runs: list[dict], out: Path) -> None:
     """One panel per claim family: each cell's paired test-accuracy effect (pp; colour on a
     symmetric scale shared by all panels), its interval, seeds, verdict and no-dropout gap. Text is
