@@ -107,7 +107,7 @@ def schedule(todo: list, estimate, jobs: int, budget: float) -> list[tuple[str, 
 
 
 def main():
-    start = time.monotonic()                      # the budget counts from here, checks included
+    started = time.monotonic()                    # the budget counts from here, checks included
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, required=True, help="wall-time budget in seconds")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel processes")
@@ -144,7 +144,7 @@ def main():
     if args.dry_run or not fits:
         return
     drift.check_or_exit(hardware, "cuda" if gpus else "cpu")     # before any run joins a plan
-    deadline = start + args.budget
+    deadline = started + args.budget
     failures = launch.launch_parallel(todo, args.jobs, gpus, launch.record, deadline, estimate)
     print(f"stopped at the end of the queue or the budget; {failures} runs failed (see the logs folders)")
     sys.exit(1 if failures else 0)

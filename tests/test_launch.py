@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from repro import paths
 from repro.records.provenance import UNKNOWN_ISA
 from repro.records.tables import read_csv
@@ -142,6 +144,27 @@ def test_queue_dry_run_lists_the_pending_plan(capsys, monkeypatch, tmp_path):
     assert not any(f"drop={d} seed={s}:" in line for line in listed for d, s in
                    [(r.split(",")[0][5:], r.split(",")[1][5:]) for r in done])
     assert not list(tmp_path.glob("multirun/*"))                     # nothing started
+
+
+def test_the_queues_deadline_is_its_budget_from_its_start(monkeypatch, tmp_path):
+    """On a machine up for hours (time.monotonic() large), the deadline is start + budget, not the
+    printed schedule's last start + budget (a shadowed name once stopped a queue at once)."""
+    queue = load_script("plan_queue")
+    monkeypatch.setattr(paths, "MULTIRUN", tmp_path / "multirun")
+    monkeypatch.setattr(launch, "hardware_here", lambda gpus, batched=False: UNKNOWN_ISA)
+    monkeypatch.setattr(queue.drift, "check_or_exit", lambda kind, device: None)
+    monkeypatch.setattr(queue.time, "monotonic", lambda: 50_000.0)
+    seen = {}
+
+    def launched(todo, jobs, gpus, on_done, deadline, estimate):
+        seen["deadline"] = deadline
+        return 0
+    monkeypatch.setattr(launch, "launch_parallel", launched)
+    monkeypatch.setattr("sys.argv", ["plan_queue", "--budget", "3600", "--jobs", "2",
+                                     "--only", "early_regime"])
+    with pytest.raises(SystemExit):
+        queue.main()
+    assert seen["deadline"] == 50_000.0 + 3600
 
 
 def test_queue_batches_seeds_of_one_method_into_one_process():
