@@ -17,16 +17,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from repro import paths
 from repro.errors import DataError, refuse
-from repro.report.figures import FIGURES, build, write_glance
+from repro.report.experiments import EXPERIMENTS, build, write_glance
 from repro.report.ledger import LedgerConflict, collect, merge_tables
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", nargs="?", choices=sorted(FIGURES))
+    parser.add_argument("name", nargs="?", choices=sorted(EXPERIMENTS))
     parser.add_argument("--glance", action="store_true",
                         help="rewrite results/README.md's 'The answer' and 'Claims at a glance', and "
                         "results/claims.png / .pdf, from every current folder's tables")
@@ -38,17 +37,18 @@ def main():
     parser.add_argument("--out", type=Path, help="default results/NAME")
     args = parser.parse_args()
     if args.glance:
-        write_glance(ROOT / "results")
+        write_glance(paths.RESULTS)
         return
     if args.name is None:
         parser.error("name an experiment, or give --glance")
-    out = args.out or ROOT / "results" / args.name
+    out = args.out or paths.RESULTS / args.name
     if not args.no_collect:
         try:
             if args.from_tables:
                 merge_tables(args.from_tables, out)
             else:
-                collect(args.name, args.source or ROOT / "multirun" / args.name, args.from_wandb, out)
+                collect(args.name, args.source or paths.MULTIRUN / args.name, args.from_wandb, out,
+                        EXPERIMENTS[args.name].shared)
         except (LedgerConflict, FileNotFoundError) as e:
             refuse(e)
     if not (out / "runs.csv").is_file():

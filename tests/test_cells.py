@@ -6,11 +6,15 @@ import json
 import pytest
 
 from repro import paths
+from repro import plan as plan_cli
 from repro.records.tables import write_csv
 from repro.report import launch, plan
 from repro.report.claims import CELL_CLAIMS, cell_regime
-from repro.report.figures import FIGURES, GLANCE, cells
+from repro.report.experiments import EXPERIMENTS
+from repro.report.figures import cells
 from repro.report.plan import make_plan, plan_name, read_plan, read_plans
+
+STUDY = EXPERIMENTS["regime_study"]
 
 KIND = "cpu AVX512 torch 2.14.1+cu130"
 OVER, UNDER = (48, 1000), (48, 60000)
@@ -53,8 +57,8 @@ def pilot():
 
 def test_a_plan_per_cell_claims_what_the_cells_regime_calls_for(tmp_path):
     runs = pilot()
-    over = make_plan("regime_study", runs, KIND, 8, cell={"model.embed_dim": 48, "data.train_subset": 1000})
-    under = make_plan("regime_study", runs, KIND, 8, cell={"model.embed_dim": 48, "data.train_subset": 60000})
+    over = make_plan(STUDY, runs, KIND, 8, cell={"model.embed_dim": 48, "data.train_subset": 1000})
+    under = make_plan(STUDY, runs, KIND, 8, cell={"model.embed_dim": 48, "data.train_subset": 60000})
     assert over["regime"] == "overfitting" and over["gap"] == pytest.approx(0.25)
     assert over["gap_half_width"] == pytest.approx(4.303 * 0.01 / 3 ** 0.5) and over["gap_seeds"] == 3
     assert [c["claim"] for c in over["comparisons"]] == [c.text for c in CELL_CLAIMS["overfitting"]]
@@ -65,9 +69,9 @@ def test_a_plan_per_cell_claims_what_the_cells_regime_calls_for(tmp_path):
     assert late["pilot_sd"] == pytest.approx(0.001) and "borrowed" in late["source"]
     assert over["seeds"]["dropout/late"] >= 8 and "none/standard" in over["seeds"]
     with pytest.raises(ValueError, match="plans cell by cell"):
-        make_plan("regime_study", runs, KIND, 8)
+        make_plan(STUDY, runs, KIND, 8)
     with pytest.raises(ValueError, match="no pilot runs .* in cell"):
-        make_plan("regime_study", runs, KIND, 8, cell={"model.embed_dim": 96, "data.train_subset": 1000})
+        make_plan(STUDY, runs, KIND, 8, cell={"model.embed_dim": 96, "data.train_subset": 1000})
     assert plan_name(KIND, {"model.embed_dim": 48, "data.train_subset": 1000}) == \
         "plan-cpu-avx512-torch-2-14-1-cu130-model-embed-dim-48-data-train-subset-1000.json"
 
@@ -78,7 +82,7 @@ def write_plans(results, runs):
     write_csv(runs, folder / "runs.csv")
     for cell in (OVER, UNDER):
         scope = {"model.embed_dim": cell[0], "data.train_subset": cell[1]}
-        p = make_plan("regime_study", runs, KIND, 3, cell=scope)
+        p = make_plan(STUDY, runs, KIND, 3, cell=scope)
         for c in p["comparisons"]:                  # the late dropout claim plans 3 seeds, the others 2
             c["seeds"] = 3 if c["method"] == "dropout/late" else 2
         p["seeds"] = {m: max(c["seeds"] for c in p["comparisons"] if m in (c["method"], c["baseline"]))
@@ -95,7 +99,7 @@ def test_the_plan_cli_writes_one_file_per_cell_and_refuses_a_rewrite(tmp_path, m
 
     def main(*args):
         monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--hardware", KIND, *args, "--write"])
-        plan.main()
+        plan_cli.main()
     main("--cell", "model.embed_dim=48,data.train_subset=1000")
     main("--cell", "model.embed_dim=48,data.train_subset=60000")
     assert not (folder / "plan.json").exists()
@@ -127,7 +131,7 @@ def test_the_tables_judge_each_cell_by_its_own_plan(tmp_path):
     folder = write_plans(tmp_path, runs)
     (folder / "collection.json").write_text(json.dumps({"runs": [
         {"run": r["run"], "hardware": KIND, "wall_s_last_launch": 100.0 + 10 * r["seed"]} for r in runs]}))
-    text = "\n".join(FIGURES["regime_study"](runs, [], folder))
+    text = "\n".join(STUDY.figures(runs, [], folder))
     over, under = text.split("## model.embed_dim=48, data.train_subset=60000")
     assert "No-dropout train - test gap: 25.00 ± 2.48 pp over 3 seeds: overfitting" in over
     # late dropout - standard dropout: +0.5, +0.6, +0.7 pp, planned 3 seeds: 0.60 ± 0.25, reproduced
@@ -137,7 +141,7 @@ def test_the_tables_judge_each_cell_by_its_own_plan(tmp_path):
     assert "0.40" in early and "2" in early.split("|")[4]          # the paper's margin, 2 seeds planned
     assert "standard dropout hurts an underfitting model" in under
     assert "late dropout raises" not in under
-    rows = GLANCE["regime_study"](runs, [], folder)
+    rows = STUDY.glance(runs, [], folder)
     assert [r["claim"] for r in rows if r["verdict"] == "reproduced"][0] == \
         "standard dropout raises test accuracy of an overfitting model [48 x 1000, overfitting]"
     cost = (folder / "cost.md").read_text()
@@ -155,18 +159,18 @@ def test_a_gpu_window_mirrors_every_cells_plan_from_the_same_pilot(tmp_path, mon
                      "test_acc": r["test_acc"] + 0.05} for r in runs if r["seed"] == 0]   # not the pilot's
     write_csv(later, folder / "runs.csv")
     gpu = "NVIDIA H200 torch 2.11.0+cu130 (batched)"
-    made = dict(plan.mirror("regime_study", folder, KIND, gpu))
+    made = dict(plan.mirror(STUDY, folder, KIND, gpu))
     assert len(made) == 2
     for cell in (OVER, UNDER):
         scope = {"model.embed_dim": cell[0], "data.train_subset": cell[1]}
         own = read_plan(folder, KIND, scope)
         mirrored = made[plan_name(gpu, scope)]
-        assert mirrored == make_plan("regime_study", runs, gpu, own["min_seeds"], KIND, scope)
+        assert mirrored == make_plan(STUDY, runs, gpu, own["min_seeds"], KIND, scope)
         assert mirrored["pilot_hardware"] == KIND and mirrored["regime"] == own["regime"]
     monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
     monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--mirror", KIND, "--hardware", gpu, "--write"])
-    plan.main()
-    assert len(read_plans(folder)) == 4 and plan.mirror("regime_study", folder, KIND, gpu) == []
+    plan_cli.main()
+    assert len(read_plans(folder)) == 4 and plan.mirror(STUDY, folder, KIND, gpu) == []
 
 
 def test_where_sorts_each_cells_claims_by_what_their_verdicts_say(tmp_path):

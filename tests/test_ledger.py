@@ -11,7 +11,7 @@ from repro.records.provenance import UNKNOWN_ISA
 from repro.records.tables import read_csv, write_csv
 from repro.report import ledger
 from repro.report.collect import collect_dirs
-from repro.report.figures import FIGURES
+from repro.report.experiments import EXPERIMENTS
 from repro.report.ledger import LedgerConflict, merge, one_hardware, read_tables
 from tests.conftest import fake_run
 
@@ -83,7 +83,7 @@ def test_tables_pair_within_one_hardware_kind(tmp_path):
     for seed in range(7):                                   # more GPU runs than CPU runs
         make(src, f"gpu-none-{seed}", "none", seed, 0.5, "cuda:0", "NVIDIA H100")
     runs, curves, _ = collect_dirs(src)
-    text = "\n".join(FIGURES["early_regime"](runs, curves, tmp_path / "out"))
+    text = "\n".join(EXPERIMENTS["early_regime"].figures(runs, curves, tmp_path / "out"))
     assert "Hardware: NVIDIA H100" in text and f"Runs on {OLD_CPU}:" in text
     # the CPU pairs alone: +2, +1, +3 pp; the GPU no-dropout runs never enter them
     cpu_table = text.split(f"Runs on {OLD_CPU}:")[1]
@@ -92,8 +92,8 @@ def test_tables_pair_within_one_hardware_kind(tmp_path):
         one_hardware(runs, "test")
     mixed = [r for r in runs if r["run"] in ("none-0", "gpu-none-1")]
     with pytest.raises(ValueError, match="several hardware kinds"):
-        FIGURES["regime_map"](mixed + [{**r, "drop.mode": "early", "drop.kind": "dropout"} for r in mixed],
-                              [], tmp_path / "map")
+        early = [{**r, "drop.mode": "early", "drop.kind": "dropout"} for r in mixed]
+        EXPERIMENTS["regime_map"].figures(mixed + early, [], tmp_path / "map")
 
 
 def test_tables_from_another_machine_merge_like_its_run_folders(tmp_path):

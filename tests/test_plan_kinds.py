@@ -7,12 +7,12 @@ import random
 import pytest
 
 from repro import paths
+from repro import plan as plan_cli
 from repro.errors import ConfigError
 from repro.records.tables import write_csv
 from repro.report import launch, plan
-from repro.report.claims import CLAIMS
 from repro.report.collect import collect_dirs
-from repro.report.figures import FIGURES, GLANCE
+from repro.report.experiments import EXPERIMENTS
 from repro.report.plan import make_plan, plan_name, read_plan, read_plans
 from tests.conftest import load_script
 from tests.test_ledger import OLD_CPU, make
@@ -35,13 +35,13 @@ def test_plan_file_names_follow_the_kind():
 
 def test_a_kind_without_a_pilot_is_planned_from_another_kinds_pilot():
     runs = pilot("cpu")
-    own = make_plan("early_regime", runs, "cpu", 15)
-    borrowed = make_plan("early_regime", runs, "NVIDIA H200", 15, pilot_hardware="cpu")
+    own = make_plan(EXPERIMENTS["early_regime"], runs, "cpu", 15)
+    borrowed = make_plan(EXPERIMENTS["early_regime"], runs, "NVIDIA H200", 15, pilot_hardware="cpu")
     assert borrowed["pilot_hardware"] == "cpu" and "pilot_hardware" not in own
     assert borrowed["comparisons"] == own["comparisons"] and borrowed["seeds"] == own["seeds"]
     assert borrowed["hardware"] == "NVIDIA H200"
     with pytest.raises(ValueError, match="no pilot runs on hardware 'tpu'"):
-        make_plan("early_regime", runs, "NVIDIA H200", 15, pilot_hardware="tpu")
+        make_plan(EXPERIMENTS["early_regime"], runs, "NVIDIA H200", 15, pilot_hardware="tpu")
 
 
 def test_writing_plans_for_two_kinds_and_refusing_a_rewrite(tmp_path, monkeypatch, capsys):
@@ -53,7 +53,7 @@ def test_writing_plans_for_two_kinds_and_refusing_a_rewrite(tmp_path, monkeypatc
 
     def main(*args):
         monkeypatch.setattr("sys.argv", ["plan", "early_regime", *args, "--write"])
-        plan.main()
+        plan_cli.main()
     main()
     main("--hardware", "NVIDIA H200 (batched)", "--pilot-hardware", here)
     assert sorted(p.name for p in folder.glob("plan*.json")) == ["plan-nvidia-h200-batched.json", "plan.json"]
@@ -77,7 +77,7 @@ def two_plans(results, cpu_seeds=2, gpu_seeds=3, cpu="cpu"):
     folder = results / "early_regime"
     folder.mkdir(parents=True)
     for name, kind, n in (("plan.json", cpu, cpu_seeds), ("plan-gpu.json", "gpu", gpu_seeds)):
-        claim = CLAIMS["early_regime"][0]
+        claim = EXPERIMENTS["early_regime"].claims[0]
         (folder / name).write_text(json.dumps({
             "experiment": "early_regime", "hardware": kind,
             "comparisons": [{"claim": claim.text, "metric": claim.metric, "margin": claim.margin,
@@ -114,7 +114,7 @@ def test_each_kind_is_judged_by_its_own_plan_in_the_table_and_the_summary(tmp_pa
         make(src, f"gpu-early-{seed}", "dropout", seed, 0.81, "cuda:0", "gpu", mode="early")
     out = two_plans(tmp_path / "results", cpu_seeds=2, gpu_seeds=3, cpu=OLD_CPU)
     runs, curves, _ = collect_dirs(src)
-    text = "\n".join(FIGURES["early_regime"](runs, curves, out))
+    text = "\n".join(EXPERIMENTS["early_regime"].figures(runs, curves, out))
     cpu, gpu = text.split("Runs on gpu:")
     assert f"Pre-registered verdicts (plan.json, hardware {OLD_CPU};" in cpu
     assert ("| early dropout raises test accuracy | test_acc | 0.40 (the paper's) | 2 of 2 planned | "
@@ -124,8 +124,8 @@ def test_each_kind_is_judged_by_its_own_plan_in_the_table_and_the_summary(tmp_pa
     # +1 pp on every seed: the interval excludes the paper's +0.4 on the far side
     assert ("| early dropout raises test accuracy | test_acc | 0.40 (the paper's) | 3 of 3 planned | "
             "1.00 ± 0.00 pp | **larger than the paper's** | 1 more: 1.00 pp |") in gpu
-    rows = GLANCE["early_regime"](runs, curves, out)
-    claim = CLAIMS["early_regime"][0].text
+    rows = EXPERIMENTS["early_regime"].glance(runs, curves, out)
+    claim = EXPERIMENTS["early_regime"].claims[0].text
     first = [(r["hardware"], r["seeds"], r["verdict"]) for r in rows if r["claim"] == claim]
     wide = "inconclusive at the planned seeds (interval wider than planned)"
     assert first == [(OLD_CPU, "2 of 2 planned", wide),
@@ -144,11 +144,11 @@ def test_a_plan_pending_its_pilot_is_written_once_and_never_taken_for_a_plan(tmp
 
     def main(*args):
         monkeypatch.setattr("sys.argv", ["plan", "dynamics_batch", "--hardware", "gpu", *args, "--write"])
-        plan.main()
+        plan_cli.main()
     write_csv(trajectory_rows({s: -0.05 for s in range(3)}), folder / "curves.csv")
     main()
     pending = (folder / "plan.json").read_text()
-    assert json.loads(pending) == plan.pending_plan("dynamics_batch")
+    assert json.loads(pending) == plan.pending_plan(EXPERIMENTS["dynamics_batch"])
     assert json.loads(pending)["status"] == "pilot pending" and json.loads(pending)["seeds"] == {}
     assert read_plans(folder) == [] and read_plan(folder) is None
     assert len(read_plans(folder, pending=True)) == 1

@@ -4,6 +4,7 @@ from conftest import fake_run
 
 from repro.records.tables import read_csv, write_csv
 from repro.report.collect import collect_dirs, collect_wandb
+from repro.report.experiments import EXPERIMENTS
 from repro.report.ledger import gather
 
 
@@ -29,7 +30,8 @@ def test_shared_runs_are_taken_from_the_other_experiment(tmp_path):
     for (kind, mode) in (("none", "standard"), ("dropout", "early"), ("dropout", "standard")):
         fake_run(tmp_path / "early_regime" / f"{kind}-{mode}", kind, mode, 0, 0.80, 0.5)
     fake_run(tmp_path / "early_regime" / "crashed", "none", "standard", 1, 0.1, 9.0, status="crashed")
-    runs, curves, skipped = gather("ablation_rate", tmp_path / "ablation_rate", None)
+    runs, curves, skipped = gather("ablation_rate", tmp_path / "ablation_rate", None,
+                                   EXPERIMENTS["ablation_rate"].shared)
     assert sorted(r["run"] for r in runs) == [
         "../early_regime/dropout-early", "../early_regime/none-standard", "p=0.2"]
     assert {c["run"] for c in curves} == {r["run"] for r in runs}

@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 
 from repro.records.tables import read_csv, write_csv
 from repro.report.collect import collect_dirs
-from repro.report.figures import FIGURES
-from repro.report.figures import build as build_folder
+from repro.report.experiments import EXPERIMENTS
+from repro.report.experiments import build as build_folder
 from repro.report.figures.common import mean_ci, paired, verdict
 
 
@@ -31,7 +31,7 @@ def build(runs_root, out, name="early_regime"):
     runs, curves, skipped = collect_dirs(runs_root)
     write_csv(runs, out / "runs.csv")
     write_csv(curves, out / "curves.csv")
-    return FIGURES[name](read_csv(out / "runs.csv"), read_csv(out / "curves.csv"), out)
+    return EXPERIMENTS[name].figures(read_csv(out / "runs.csv"), read_csv(out / "curves.csv"), out)
 
 
 def test_early_regime_table_and_byte_stable_figures(runs_root, tmp_path):

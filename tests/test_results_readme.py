@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from repro.report.claims import CLAIMS
-from repro.report.figures import GLANCE, MARKERS, SUPERSEDED, evidence, summary
+from repro.report.experiments import EXPERIMENTS, MARKERS, evidence
+from repro.report.figures import summary
 from repro.report.plan import read_plans
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def test_the_answer_and_the_glance_are_the_tables():
     assert len(kinds) == 2                  # each claim once per kind with a plan and runs
     for kind in kinds:
         lines = [line for line in generated("glance") if "`early_regime/`" in line and f"| {kind} |" in line]
-        assert len(lines) == len(CLAIMS["early_regime"])
+        assert len(lines) == len(EXPERIMENTS["early_regime"].claims)
 
 
 def test_the_answer_takes_each_claims_most_decisive_row():
@@ -47,8 +47,10 @@ def test_the_answer_takes_each_claims_most_decisive_row():
 
 
 def test_superseded_folders_say_so_and_leave_the_glance():
-    for name in SUPERSEDED:
-        assert name not in GLANCE
+    superseded = [name for name, e in EXPERIMENTS.items() if e.superseded]
+    assert superseded == ["dynamics", "regime_map"]
+    for name in superseded:
+        assert EXPERIMENTS[name].glance is None
         assert (RESULTS / name / "table.md").read_text().splitlines()[2].startswith("**Superseded:**")
         assert f"`{name}/`" not in "\n".join(generated("glance"))
 
@@ -61,7 +63,8 @@ def test_the_headline_figure_rebuilds_from_the_tables(tmp_path):
     summary.plot_claims(rows, tmp_path)
     for name in ("claims.png", "claims.pdf"):
         assert (tmp_path / name).read_bytes() == (RESULTS / name).read_bytes(), name
-    assert {r["claim"] for r in rows if r.get("planned")} >= {c.text for c in CLAIMS["early_regime"]}
+    early = {c.text for c in EXPERIMENTS["early_regime"].claims}
+    assert {r["claim"] for r in rows if r.get("planned")} >= early
 
 
 PAIR = re.compile(r"([+-]?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from repro.records.tables import read_csv
-from repro.report.claims import CELL_CLAIMS, CLAIMS, CURVE_CLAIMS
-from repro.report.plan import PENDING, curve_plan, make_plan, pending_plan, pilot_plan, piloted
+from repro.report.claims import CELL_CLAIMS
+from repro.report.experiments import EXPERIMENTS
+from repro.report.plan import PENDING, curve_plan, make_plan, pending_plan, pilot_plan
 from repro.report.stats import interval_word, mean_ci, planned_verdict, sample_sd, seeds_needed, t975, verdict
+
+BATCH = EXPERIMENTS["dynamics_batch"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +87,8 @@ def test_no_margin_and_too_few_seeds():
 
 def test_claims_say_whose_margin_they_use():
     """The paper's margins cite its table; ours say why they are ours."""
-    for claim in {c for group in (*CLAIMS.values(), *CELL_CLAIMS.values()) for c in group}:
+    for claim in {c for group in (*(e.claims for e in EXPERIMENTS.values()), *CELL_CLAIMS.values())
+                  for c in group}:
         assert ("ours" in claim.source or "borrowed" in claim.source or "no published" in claim.source) \
             == claim.ours, claim.text
 
@@ -117,35 +121,36 @@ PLANS = sorted((ROOT / "results").glob("*/plan*.json"))
 def test_committed_plans_follow_from_their_pilots(path):
     """The plan re-derived from its pilot seeds in the committed table is the committed plan."""
     plan = {k: v for k, v in json.loads(path.read_text()).items() if k != "relabelled"}   # a dated note
+    experiment = EXPERIMENTS[plan["experiment"]]
     if plan.get("status") == PENDING:                # the claims, margins and rule before any pilot
-        assert pending_plan(plan["experiment"]) == plan
+        assert pending_plan(experiment) == plan
         return
-    if piloted(plan["experiment"]):                  # curve claims with margins: the kind's own pilot
+    if experiment.piloted:                           # curve claims with margins: the kind's own pilot
         seeds = {s for c in plan["comparisons"] for s in c["pilot_seeds"]}
         rows = [r for r in read_csv(path.parent / "curves.csv") if r["seed"] in seeds]
-        assert pilot_plan(plan["experiment"], rows, plan["hardware"], plan["min_seeds"]) == plan
+        assert pilot_plan(experiment, rows, plan["hardware"], plan["min_seeds"]) == plan
         return
-    if plan["experiment"] in CURVE_CLAIMS:           # no pilot: the seeds were stated
-        assert curve_plan(plan["experiment"], max(plan["seeds"].values()), plan["hardware"]) == plan
+    if experiment.curve_claims:                      # no pilot: the seeds were stated
+        assert curve_plan(experiment, max(plan["seeds"].values()), plan["hardware"]) == plan
         return
     pilot = {(m, s) for c in plan["comparisons"] for m in (c["method"], c["baseline"])
              for s in c["pilot_seeds"]}
     runs = [r for r in read_csv(path.parent / "runs.csv")
             if (f"{r['drop.kind']}/{r['drop.mode']}", r["seed"]) in pilot]
-    remade = make_plan(plan["experiment"], runs, plan["hardware"], plan["min_seeds"],
+    remade = make_plan(experiment, runs, plan["hardware"], plan["min_seeds"],
                        plan.get("pilot_hardware"), plan.get("cell"))
     assert remade == plan
     if "cell" not in plan:
-        assert {c["claim"] for c in plan["comparisons"]} == {c.text for c in CLAIMS[plan["experiment"]]}
+        assert {c["claim"] for c in plan["comparisons"]} == {c.text for c in experiment.claims}
 
 
 def test_plan_refuses_a_pilot_without_pairs():
     runs = [{"seed": 0, "drop.kind": "none", "drop.mode": "standard", "test_acc": 0.8,
              "train_full_loss": 0.5, "hardware": "cpu"}]
     with pytest.raises(ValueError, match="paired seeds"):
-        make_plan("early_regime", runs, "cpu", 15)
+        make_plan(EXPERIMENTS["early_regime"], runs, "cpu", 15)
     with pytest.raises(ValueError, match="no pilot runs on hardware 'gpu'"):
-        make_plan("early_regime", runs, "gpu", 15)
+        make_plan(EXPERIMENTS["early_regime"], runs, "gpu", 15)
 
 
 def dynamics_rows(seeds, shift: dict) -> list[dict]:
@@ -162,7 +167,7 @@ def test_dynamics_verdicts_use_exactly_the_planned_seeds():
     than planned is underpowered; no plan falls back to the unplanned rule over every seed."""
     from repro.report.figures.common import group_by
     from repro.report.figures.dynamics import claim_rows
-    plan = curve_plan("dynamics_decompose", 10, "cpu")
+    plan = curve_plan(EXPERIMENTS["dynamics_decompose"], 10, "cpu")
     shift = {s: -1.0 + 0.1 * (s % 3 - 1) for s in range(10)} | {10: 50.0, 11: 50.0}
     rows = claim_rows(group_by(dynamics_rows(range(12), shift), "drop.rate"), plan)
     assert [(r["metric"], r["phase"], r["verdict"], r["seeds"]) for r in rows] == [
@@ -201,22 +206,22 @@ def test_the_trajectory_claim_is_judged_and_planned_from_constructed_curves(tmp_
     0.008939: [-0.0589, -0.0411] excludes 0 on the paper's side (lower), and the margin is ours:
     reproduced. The plan from it: 15 seeds (the minimum; 0.013 = margin / 2 is met at 15)."""
     from repro.report.figures.dynamics import effect_claim_rows
-    claim = CURVE_CLAIMS["dynamics_batch"][0]
+    claim = BATCH.curve_claims[0]
     assert (claim.effect, claim.metric, claim.phase, claim.sign, claim.ours) == \
         ("trajectory", "grad_direction_variance", "early", -1, True)
     curves = trajectory_rows({s: -0.04 if s % 2 else -0.06 for s in range(8)})
-    plan = pilot_plan("dynamics_batch", curves, "gpu", 15)
+    plan = pilot_plan(BATCH, curves, "gpu", 15)
     [comparison] = plan["comparisons"]
     assert comparison["pilot_seeds"] == list(range(8))
     assert comparison["pilot_sd"] == pytest.approx(0.01 * math.sqrt(8 / 7))
     assert comparison["seeds"] == 15 and plan["seeds"] == {
         "drop.rate=0.0,train.batch_size=1024": 15, "drop.rate=0.1,train.batch_size=1024": 15}
-    assert pilot_plan("dynamics_batch", curves, "gpu", 2)["seeds"]["drop.rate=0.0,train.batch_size=1024"] == 6
+    assert pilot_plan(BATCH, curves, "gpu", 2)["seeds"]["drop.rate=0.0,train.batch_size=1024"] == 6
     # by hand at 2 seeds minimum: n = 5 gives 2.776 * 0.010690 / sqrt 5 = 0.01327 > 0.013; n = 6: 0.01122
 
     folder = tmp_path / "dynamics_batch"
     folder.mkdir()
-    (folder / "plan.json").write_text(json.dumps(pending_plan("dynamics_batch")))
+    (folder / "plan.json").write_text(json.dumps(pending_plan(BATCH)))
     [pending] = effect_claim_rows(curves[:6 * 14], folder)          # seeds 0-5: the pilot not yet in
     assert pending["verdict"] == "underpowered (pilot pending: 6 of 8 pilot seeds)" and pending["planned"]
     (folder / "plan-gpu.json").write_text(json.dumps({**plan, "comparisons": [{**comparison, "seeds": 8}]}))
@@ -238,7 +243,7 @@ def test_the_trajectory_claim_is_judged_and_planned_from_constructed_curves(tmp_
 def test_the_trajectory_claims_margin_is_the_mask_effect_in_its_table():
     """Our margin is the early mask effect on direction variance at training batch 1024, as
     dynamics_batch/table.md prints it."""
-    claim = CURVE_CLAIMS["dynamics_batch"][0]
+    claim = BATCH.curve_claims[0]
     table = (ROOT / "results" / "dynamics_batch" / "table.md").read_text()
     cell = next(line.split(" | ")[4] for line in table.splitlines()
                 if line.startswith("| 1024 | grad_direction_variance | "))

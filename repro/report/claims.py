@@ -3,6 +3,7 @@ metric, in which direction, and the margin: the paper's own effect size (docs/pa
 where it publishes one for the comparison, else ours (`ours`, with the reason in `source`)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from omegaconf import OmegaConf
@@ -145,9 +146,31 @@ BATCH_DYNAMICS = (
                source=MASKS_AT_1024),
 )
 
-CURVE_CLAIMS = {"dynamics_decompose": DYNAMICS, "dynamics_batch": BATCH_DYNAMICS}
+EARLY_LONG = tuple(c for c in EARLY if c.method == EARLY_DROPOUT)
 # Experiments of cells and their cell keys, as their configs declare them (logger.cell)
 CELL_EXPERIMENTS = {path.stem: tuple(keys) for path in sorted((paths.CONF / "experiment").glob("*.yaml"))
                     if (keys := OmegaConf.load(path).get("logger", {}).get("cell"))}
-CLAIMS = {"early_regime": EARLY, "late_regime": LATE,
-          "early_regime_long": tuple(c for c in EARLY if c.method == EARLY_DROPOUT)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    """Everything the report knows of one experiment, whose runs conf/experiment/NAME.yaml
+    configures: one record each, in repro.report.experiments.EXPERIMENTS."""
+    name: str
+    figures: Callable                  # (runs, curves, out) -> table.md's lines; writes its figures
+    glance: Callable | None = None     # (runs, curves, out) -> its rows in Claims at a glance
+    claims: tuple = ()                 # claims on final metrics, each planned from a pilot's spread
+    curve_claims: tuple = ()           # claims on the dynamics curves (CurveClaim)
+    arms: tuple = ()                   # the curve claims' arms: grid points, without the seed
+    shared: tuple | None = None        # (folder, methods): runs it takes from another experiment
+    superseded: str | None = None      # why later evidence replaced it: atop its table, out of the glance
+
+    @property
+    def cell(self) -> tuple:
+        """The keys of its cells (its config's logger.cell): a plan and a verdict per cell."""
+        return CELL_EXPERIMENTS.get(self.name, ())
+
+    @property
+    def piloted(self) -> bool:
+        """Whether its curve claims carry margins (ours), so that a pilot sizes their plan."""
+        return any(c.ours for c in self.curve_claims)

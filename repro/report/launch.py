@@ -19,7 +19,7 @@ from repro import paths
 from repro.records.provenance import hardware_kind, numerics
 from repro.records.rundir import RunDir
 from repro.records.tables import read_csv
-from repro.report.figures import FIGURES, build
+from repro.report.experiments import EXPERIMENTS, build
 from repro.report.ledger import LedgerConflict, collect
 from repro.report.plan import pending_note, read_plans
 
@@ -110,8 +110,9 @@ def record(name: str) -> None:
     (repro.report.ledger): a run is in the committed tables as soon as it ends, not when the sweep does."""
     out = paths.RESULTS / name
     try:
-        collect(name, paths.MULTIRUN / name, None, out)
-        if name in FIGURES:
+        experiment = EXPERIMENTS.get(name)
+        collect(name, paths.MULTIRUN / name, None, out, experiment and experiment.shared)
+        if experiment:
             build(name, out)
     except LedgerConflict as e:
         print(f"error: not recorded: {e}", flush=True)

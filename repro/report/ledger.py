@@ -21,11 +21,6 @@ from repro.records.rundir import RunDir
 from repro.records.tables import read_csv, write_csv
 from repro.report.collect import collect_dirs, collect_wandb
 
-# Runs an experiment takes from another instead of repeating them: its no-dropout baseline and the
-# paper's default early dropout (p = 0.1, linear, cutoff 1/6, 3 epochs) are early_regime's runs.
-SHARED = {name: ("early_regime", {("none", "standard"), ("dropout", "early")})
-          for name in ("ablation_cutoff", "ablation_rate", "ablation_schedule")}
-
 
 class LedgerConflict(ValueError):
     pass
@@ -81,12 +76,14 @@ def merge(out: Path, runs: list[dict], curves: list[dict], skipped: list[dict],
     return added
 
 
-def gather(name: str, source: Path, wandb_path: str | None) -> tuple[list, list, list]:
-    """The experiment's runs, plus the methods it shares with another (SHARED);
-    all of the other's incomplete runs are listed as skipped, since their method is unknown."""
+def gather(name: str, source: Path, wandb_path: str | None,
+           shared: tuple | None = None) -> tuple[list, list, list]:
+    """The experiment's runs, plus the methods it shares with another (`shared`: (folder, methods),
+    its record's); all of the other's incomplete runs are listed as skipped, since their method is
+    unknown."""
     runs, curves, skipped = (collect_wandb(wandb_path, name) if wandb_path else collect_dirs(source))
-    if name in SHARED:
-        other, methods = SHARED[name]
+    if shared:
+        other, methods = shared
         o_runs, o_curves, o_skipped = gather(other, source.parent / other, wandb_path)
         keep = {r["run"] for r in o_runs if (r["drop.kind"], r["drop.mode"]) in methods}
         keep |= {r["run"] for r in o_skipped}
@@ -96,9 +93,9 @@ def gather(name: str, source: Path, wandb_path: str | None) -> tuple[list, list,
     return runs, curves, skipped
 
 
-def collect(name: str, source: Path, wandb_path: str | None, out: Path) -> None:
-    """Add the source's finished runs that out/ does not hold yet (repro.report.ledger)."""
-    runs, curves, skipped = gather(name, source, wandb_path)
+def collect(name: str, source: Path, wandb_path: str | None, out: Path, shared: tuple | None = None) -> None:
+    """Add the source's finished runs (and those it shares, `gather`) that out/ does not hold yet."""
+    runs, curves, skipped = gather(name, source, wandb_path, shared)
     origin = wandb_path or os.path.relpath(source, paths.ROOT)
     entries = []
     for run in runs:

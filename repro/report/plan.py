@@ -1,9 +1,7 @@
 """Power planning and pre-registration: from an experiment's pilot runs, the number of paired
 seeds each claim needs, written as results/NAME/plan.json and committed before the runs.
 
-    python -m repro.plan early_regime [--min-seeds 15] [--hardware KIND] [--pilot-hardware KIND] [--write]
-    python -m repro.plan dynamics_decompose --seeds 10 [--write]     # curve claims: no pilot
-
+Its command line: python -m repro.plan (repro/plan.py).
 
 For each claim (repro.report.claims) the pilot's paired differences give a standard deviation sd; the
 plan asks for the smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so
@@ -15,7 +13,7 @@ plan is plan.json, another kind's is plan-<kind>.json (e.g. plan-nvidia-h200-bat
 A kind without pilot runs of its own may be planned from another kind's pilot
 (--pilot-hardware): the plan says so, and its seeds are fixed before any of its runs.
 
-Claims about the dynamics curves (repro.report.claims.CURVE_CLAIMS) have no published effect size, so
+Claims about the dynamics curves (an Experiment's curve_claims) have no published effect size, so
 no margin and no power calculation: their plan states the seeds per arm (--seeds) and the windows
 before the runs, and their verdicts are reproduced, opposite or inconclusive at those seeds.
 Curve claims with a margin of ours (dynamics_batch) are planned from a pilot of at least
@@ -26,16 +24,12 @@ takes it for a plan, and the kind's own plan is written from the pilot once it i
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-from repro import paths
-from repro.errors import ConfigError, refuse
 from repro.records.tables import read_csv
-from repro.report.claims import CELL_CLAIMS, CELL_EXPERIMENTS, CLAIMS, CURVE_CLAIMS, NONE, Claim, cell_regime
+from repro.report.claims import CELL_CLAIMS, NONE, Claim, Experiment, cell_regime
 from repro.report.stats import mean_ci, paired_differences, sample_sd, seeds_needed
 
 MIN_SEEDS = 15                                       # --min-seeds's default
@@ -87,23 +81,23 @@ def cell_claims(pilot: list[dict]) -> tuple[tuple[Claim, ...], dict]:
                                  "rule": REGIME_RULE}
 
 
-def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int,
+def make_plan(experiment: Experiment, runs: list[dict], hardware: str, min_seeds: int,
               pilot_hardware: str | None = None, cell: dict | None = None) -> dict:
-    """The plan for experiment `name` on `hardware` (in `cell`, for an experiment of cells), from
-    the pilot rows of one hardware kind (`pilot_hardware`, by default the plan's own)."""
-    if name not in CLAIMS and name not in CELL_EXPERIMENTS:
-        raise ValueError(f"no claims are defined for {name!r}; known: "
-                         f"{sorted([*CLAIMS, *CELL_EXPERIMENTS])} (repro/report/claims.py)")
-    if (name in CELL_EXPERIMENTS) != (cell is not None):
-        raise ValueError(f"{name} plans cell by cell: give --cell {'=...,'.join(CELL_EXPERIMENTS[name])}=..."
-                         if name in CELL_EXPERIMENTS else f"{name} has no cells: leave out --cell")
+    """The plan for `experiment` on `hardware` (in `cell`, for an experiment of cells), from the
+    pilot rows of one hardware kind (`pilot_hardware`, by default the plan's own)."""
+    name = experiment.name
+    if not experiment.claims and not experiment.cell:
+        raise ValueError(f"{name} has no claims on final metrics to plan (repro/report/experiments.py)")
+    if bool(experiment.cell) != (cell is not None):
+        raise ValueError(f"{name} plans cell by cell: give --cell {'=...,'.join(experiment.cell)}=..."
+                         if experiment.cell else f"{name} has no cells: leave out --cell")
     source = pilot_hardware or hardware
     pilot = [r for r in runs if r.get("hardware") == source and in_cell(r, cell)]
     if not pilot:
         kinds = sorted({str(r.get("hardware")) for r in runs if in_cell(r, cell)})
         raise ValueError(f"no pilot runs on hardware {source!r}{f' in cell {cell}' if cell else ''}; "
                          f"the runs have {kinds}")
-    claims, regime = cell_claims(pilot) if cell else (CLAIMS[name], {})
+    claims, regime = cell_claims(pilot) if cell else (experiment.claims, {})
     comparisons = [plan_claim(c, pilot, min_seeds) for c in claims]
     seeds: dict = {}
     for c in comparisons:
@@ -120,21 +114,19 @@ def make_plan(name: str, runs: list[dict], hardware: str, min_seeds: int,
 
 CURVE_WINDOW = ("per seed, the mean of the metric over the phase's measured steps (early: steps 1-100, "
                 "late: the last two measured steps; step 0 left out), then paired over seeds")
-ARMS = {"dynamics_decompose": ("drop.rate=0.0", "drop.rate=0.1"),      # grid points, without seed
-        "dynamics_batch": ("drop.rate=0.0,train.batch_size=1024", "drop.rate=0.1,train.batch_size=1024")}
 
 
-def curve_plan(name: str, seeds: int, hardware: str) -> dict:
+def curve_plan(experiment: Experiment, seeds: int, hardware: str) -> dict:
     """The plan of a curve experiment: every arm (a grid point) runs seeds 0 .. seeds - 1."""
     if seeds < 2:
         raise ValueError(f"--seeds {seeds}: an interval needs at least 2 paired seeds")
-    return {"experiment": name, "hardware": hardware, "window": CURVE_WINDOW,
+    return {"experiment": experiment.name, "hardware": hardware, "window": CURVE_WINDOW,
             "rule": "seeds stated before the runs (no pilot: the paper gives no effect size, so no margin); "
                     "reproduced or opposite when the 95% interval of the paired difference excludes 0, "
                     "else inconclusive at the planned seeds; underpowered before them",
             "comparisons": [{"claim": c.text, "metric": c.metric, "phase": c.phase, "sign": c.sign,
-                             "margin": None} for c in CURVE_CLAIMS[name]],
-            "seeds": {arm: seeds for arm in ARMS[name]}}
+                             "margin": None} for c in experiment.curve_claims],
+            "seeds": {arm: seeds for arm in experiment.arms}}
 
 
 MIN_PILOT_SEEDS = 8     # 3-seed pilots here underestimated the spread about 2x (README)
@@ -157,38 +149,36 @@ def curve_comparison(claim) -> dict:
             "target_half_width": claim.margin / 2}
 
 
-def piloted(name: str) -> bool:
-    """Whether `name`'s curve claims carry margins (ours), so that a pilot sizes their plan."""
-    return any(c.ours for c in CURVE_CLAIMS.get(name, ()))
-
-
-def pending_plan(name: str) -> dict:
+def pending_plan(experiment: Experiment) -> dict:
     """The claims, window, margins and rule of a pilot-sized curve experiment, committed before its
     pilot; no seeds, no kind: each kind's seeds come from its own pilot (pilot_plan)."""
+    name = experiment.name
     return {"experiment": name, "status": PENDING, "hardware": None, "window": EFFECT_WINDOW,
-            "pilot": f"seeds 0-{MIN_PILOT_SEEDS - 1} of {' and '.join(ARMS[name])} on one numerics kind; "
-                     f"then python -m repro.plan {name} --hardware KIND --write writes that kind's plan from "
-                     "them (plan-<kind>.json), before any of its planned runs",
-            "rule": PILOT_RULE, "comparisons": [curve_comparison(c) for c in CURVE_CLAIMS[name]], "seeds": {}}
+            "pilot": f"seeds 0-{MIN_PILOT_SEEDS - 1} of {' and '.join(experiment.arms)} on one numerics "
+                     f"kind; then python -m repro.plan {name} --hardware KIND --write writes that kind's "
+                     "plan from them (plan-<kind>.json), before any of its planned runs",
+            "rule": PILOT_RULE, "comparisons": [curve_comparison(c) for c in experiment.curve_claims],
+            "seeds": {}}
 
 
-def pilot_plan(name: str, curves: list[dict], hardware: str, min_seeds: int) -> dict:
+def pilot_plan(experiment: Experiment, curves: list[dict], hardware: str, min_seeds: int) -> dict:
     """The plan of curve claims with margins on `hardware`, from its pilot (curves.csv rows): per
     claim the spread over seeds of the per-seed effect, then the seeds as for make_plan; the
     pending plan while fewer than MIN_PILOT_SEEDS seeds are paired."""
     from repro.report.figures.decomposition import claim_effects  # repro.report.figures imports this module
     pilot = [r for r in curves if r["event"] == "analysis" and r.get("hardware") == hardware]
-    effects = [claim_effects(pilot, c) for c in CURVE_CLAIMS[name]]
+    effects = [claim_effects(pilot, c) for c in experiment.curve_claims]
     if min(len(e) for e in effects) < MIN_PILOT_SEEDS:
-        return pending_plan(name)
+        return pending_plan(experiment)
     comparisons = []
-    for claim, effect in zip(CURVE_CLAIMS[name], effects):
+    for claim, effect in zip(experiment.curve_claims, effects):
         sd = sample_sd(list(effect.values()))
         comparisons.append({**curve_comparison(claim), "pilot_seeds": sorted(effect), "pilot_sd": sd,
                             "seeds": seeds_needed(sd, claim.margin / 2, min_seeds)})
     seeds = max(c["seeds"] for c in comparisons)
-    return {"experiment": name, "hardware": hardware, "window": EFFECT_WINDOW, "min_seeds": min_seeds,
-            "rule": PILOT_RULE, "comparisons": comparisons, "seeds": {arm: seeds for arm in ARMS[name]}}
+    return {"experiment": experiment.name, "hardware": hardware, "window": EFFECT_WINDOW,
+            "min_seeds": min_seeds, "rule": PILOT_RULE, "comparisons": comparisons,
+            "seeds": {arm: seeds for arm in experiment.arms}}
 
 
 def plan_name(hardware: str, cell: dict | None = None) -> str:
@@ -218,8 +208,8 @@ def parse_cell(text: str | None) -> dict | None:
 def read_plans(folder: Path, pending: bool = False) -> list[dict]:
     """The folder's plans, plan.json first, each with its file name under "file"; a plan pending
     its pilot only when asked for (`pending`): it plans no runs."""
-    paths = [Path(folder) / "plan.json", *sorted(Path(folder).glob("plan-*.json"))]
-    plans = [{**json.loads(p.read_text()), "file": p.name} for p in paths if p.is_file()]
+    files = [Path(folder) / "plan.json", *sorted(Path(folder).glob("plan-*.json"))]
+    plans = [{**json.loads(p.read_text()), "file": p.name} for p in files if p.is_file()]
     return [p for p in plans if pending or p.get("status") != PENDING]
 
 
@@ -237,7 +227,7 @@ def read_plan(folder: Path, hardware: str | None = None, cell: dict | None = Non
     return next((p for p in plans if p["hardware"] == hardware and p.get("cell") == cell), None)
 
 
-def mirror(name: str, folder: Path, pilot_kind: str, hardware: str) -> list[tuple[str, dict]]:
+def mirror(experiment: Experiment, folder: Path, pilot_kind: str, hardware: str) -> list[tuple[str, dict]]:
     """Plans for `hardware` mirroring each of `pilot_kind`'s plans in `folder` (cell by cell) that
     `hardware` lacks: the same pilot seeds, rows and min_seeds, borrowed. A pure function of the
     committed pilot, so a GPU window can write them on a machine whose exact kind is known only
@@ -252,79 +242,5 @@ def mirror(name: str, folder: Path, pilot_kind: str, hardware: str) -> list[tupl
                  for s in c["pilot_seeds"]}
         rows = [r for r in runs if (f"{r['drop.kind']}/{r['drop.mode']}", r["seed"]) in pilot]
         made.append((plan_name(hardware, plan.get("cell")),
-                     make_plan(name, rows, hardware, plan["min_seeds"], source, plan.get("cell"))))
+                     make_plan(experiment, rows, hardware, plan["min_seeds"], source, plan.get("cell"))))
     return made
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", help="the experiment (its results folder holds the pilot runs.csv)")
-    parser.add_argument("--min-seeds", type=int, default=MIN_SEEDS)
-    parser.add_argument("--hardware", help="the hardware kind the plan governs (default: this "
-                        "machine's CPU kind, e.g. 'cpu AVX512 torch 2.14.1+cu130')")
-    parser.add_argument("--pilot-hardware", help="the kind whose pilot runs give the spread "
-                        "(default: --hardware); for a kind with no pilot of its own")
-    parser.add_argument("--write", action="store_true", help="write results/NAME/plan.json")
-    parser.add_argument("--seeds", type=int, help="seeds per arm, for curve claims (no pilot)")
-    parser.add_argument("--cell", help="the cell of an experiment of cells, e.g. "
-                        "model.embed_dim=48,data.train_subset=1000")
-    parser.add_argument("--mirror", metavar="PILOT_KIND", help="write, for --hardware, every plan of "
-                        "PILOT_KIND it lacks (all cells), from the same pilot seeds")
-    args = parser.parse_args()
-    if args.hardware is None:
-        import torch
-
-        from repro.records.provenance import hardware_kind, numerics
-        args.hardware = hardware_kind(numerics(torch.device("cpu")))
-    folder = paths.RESULTS / args.name
-    if args.mirror:
-        try:
-            made = mirror(args.name, folder, args.mirror, args.hardware)
-        except (ValueError, FileNotFoundError) as e:
-            refuse(e)
-        for file, plan in made:
-            if args.write:
-                (folder / file).write_text(json.dumps(plan, indent=2) + "\n")
-            print(f"{'wrote' if args.write else 'would write'} {folder / file}")
-        return
-    curves = args.name in CURVE_CLAIMS and not piloted(args.name)
-    if curves != (args.seeds is not None):
-        refuse(ConfigError(f"{args.name} needs --seeds N (its claims have no margin)" if curves else
-                           f"--seeds is for curve experiments ({sorted(CURVE_CLAIMS)}); {args.name}'s "
-                           "seeds come from its pilot"))
-    if piloted(args.name) and (args.pilot_hardware or args.cell):
-        refuse(ConfigError(f"{args.name} is planned from its own kind's pilot, with no cells: leave out "
-                           "--pilot-hardware and --cell"))
-    if not curves and not piloted(args.name) and not (folder / "runs.csv").is_file():
-        refuse(ConfigError(f"{folder}/runs.csv does not exist; run and collect a pilot first"))
-    try:
-        cell = parse_cell(args.cell)
-        if curves:
-            plan = curve_plan(args.name, args.seeds, args.hardware)
-        elif piloted(args.name):
-            pilot = read_csv(folder / "curves.csv") if (folder / "curves.csv").is_file() else []
-            plan = pilot_plan(args.name, pilot, args.hardware, args.min_seeds)
-        else:
-            plan = make_plan(args.name, read_csv(folder / "runs.csv"), args.hardware, args.min_seeds,
-                             args.pilot_hardware, cell)
-    except ValueError as e:
-        refuse(e)
-    if plan.get("status") == PENDING:
-        print(f"{args.hardware!r} has fewer than {MIN_PILOT_SEEDS} paired pilot seeds: the plan waits for "
-              "its pilot", file=sys.stderr)
-        if args.write and pending_note(folder):
-            refuse(ConfigError(f"{folder}{pending_note(folder)}: nothing to write before a kind's pilot "
-                               "is in"))
-    existing = read_plan(folder, args.hardware, cell)
-    if args.write and existing is not None:
-        refuse(ConfigError(f"{folder}/{existing['file']} already plans {args.hardware!r}"
-                           f"{f' in cell {cell}' if cell else ''}: a committed plan is not rewritten; "
-                           "delete it by hand only if no run it governs has started"))
-    text = json.dumps(plan, indent=2) + "\n"
-    if args.write:
-        folder.mkdir(parents=True, exist_ok=True)
-        first = not read_plans(folder, pending=True) and cell is None
-        (folder / ("plan.json" if first else plan_name(args.hardware, cell))).write_text(text)
-    print(text, end="")
-
-

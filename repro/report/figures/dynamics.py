@@ -36,7 +36,6 @@ PANELS = (("grad_norm", "gradient norm"), ("model_distance", "distance from init
           ("grad_direction_error", "direction error"), ("bias", "bias ||mean g - g_hat||"),
           ("variance", "variance mean ||g - mean g||^2"))
 METRICS = ("grad_norm", "model_distance", "grad_direction_variance", "grad_direction_error")
-BATCH_REFERENCE = "dynamics_decompose"   # the training-batch axis's batch-128 runs
 
 
 def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
@@ -50,21 +49,21 @@ def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
     return lines
 
 
-def make_batch_axis(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
+def make_batch_axis(runs: list[dict], curves: list[dict], out: Path, reference: str) -> list[str]:
     """The training-batch axis (experiment=dynamics_batch): its pre-registered claim
     (repro.report.claims.BATCH_DYNAMICS), then per numerics kind its runs at batch 1024 beside
-    dynamics_decompose's runs of the same kind and seeds at 128 (the same config there: the LR
+    `reference`'s runs (dynamics_decompose) of the same kind and seeds at 128 (the same config: the LR
     scaled by 128/128; tests/test_config.py), the early-window effects side by side, then each
     batch on its own with figures suffixed _b<batch> (and -<kind> after the tables' first kind);
     and cost.md."""
     analysis = [r for r in curves if r["event"] == "analysis"]
-    reference = [r for r in read_csv(out.parent / BATCH_REFERENCE / "curves.csv") if r["event"] == "analysis"]
+    at_128 = [r for r in read_csv(out.parent / reference / "curves.csv") if r["event"] == "analysis"]
     lines = effect_claim_lines(effect_claim_rows(analysis, out), analysis)
     kinds = first_seen_kinds(analysis)
     for kind in kinds:
         own = rows_on(analysis, kind)
         seeds = {r["seed"] for r in own}
-        rows = own + [r for r in rows_on(reference, kind) if r["seed"] in seeds]
+        rows = own + [r for r in rows_on(at_128, kind) if r["seed"] in seeds]
         lines += ["", *batch_axis_section(rows, out, "" if kind == kinds[0] else f"-{slug(kind)}",
                                           kind if len(kinds) > 1 else "")]
     write_cost(out, analysis)

@@ -38,7 +38,7 @@ EARLY = Regime(
 
 EARLY_LONG = Regime(
     stem="early_regime", methods={NONE: "no dropout", paper.EARLY_DROPOUT: "early dropout"},
-    claims=paper.CLAIMS["early_regime_long"], curves=(NONE, paper.EARLY_DROPOUT),
+    claims=paper.EARLY_LONG, curves=(NONE, paper.EARLY_DROPOUT),
     cutoff_method=paper.EARLY_DROPOUT)
 
 LATE = Regime(
