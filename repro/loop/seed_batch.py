@@ -6,7 +6,7 @@ Each seed starts from its own single run's weights (`repro.loop.assemble.seeded_
 single run's batches (its own `TrainBatches`, seeded by its seed). Dropout and drop-path masks are
 drawn under `vmap(randomness="different")` from one generator seeded by (the batch's seeds, step):
 independent across seeds, reproducible on resume, and for a batch of one seed the single run's
-(its attention dropout aside: dropout runs attention unfused here, as `make_compilable` does).
+(its attention dropout aside: attention runs unfused here, repro.layers.unfuse_attention).
 
 The optimizer is the single run's (timm's param groups and LR schedule) over the stacked tensors:
 element-wise updates (AdamW, SGD) of a stacked tensor are each seed's own. Checkpoints are one per
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from repro.layers import unfuse_attention
 from repro.loop.assemble import build_trainer
 from repro.loop.events import SeedEvents
 from repro.loop.step import ModelStep
@@ -72,9 +73,7 @@ class SeedBatchStep:
         for group in single.optimizer.param_groups:     # the single run's groups, over the stacks
             group["params"] = [self.params[names[id(p)]] for p in group["params"]]
         self.state_keys = list(self.model.state_dict())
-        for module in self.model.modules():              # fused attention draws its own masks, and
-            if hasattr(module, "fused_attn"):            # its CUDA backward fails under vmap ("LSE is
-                module.fused_attn = False                # not correctly aligned"): every seed unfused
+        unfuse_attention(self.model)   # its CUDA backward fails under vmap ("LSE is not correctly aligned")
         self.model.to("meta")
 
     @property

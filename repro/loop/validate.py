@@ -15,6 +15,7 @@ from repro.data import DATASETS
 from repro.data.transforms import check_auto_augment
 from repro.errors import ConfigError
 from repro.models import ARCHS, DROP_KINDS
+from repro.schedules import check_schedule, cutoff_epoch
 
 
 def require(ok: bool, message: str) -> None:
@@ -37,27 +38,15 @@ def check_train(cfg) -> None:
 
 
 def check_drop(cfg) -> None:
+    """The schedule's own rules (repro.schedules.check_schedule); which kinds a model has sites for
+    is the model registry's (check_model)."""
     d, epochs = cfg.drop, cfg.train.epochs
     if d.kind == "none":
         return
-    require(0 <= d.rate < 1, f"drop.rate={d.rate!r} must lie in [0, 1), e.g. drop.rate=0.1")
-    require(not (d.mode == "late" and d.schedule != "constant"),
-            f"drop.mode=late with drop.schedule={d.schedule} is undefined (the paper's late "
-            "dropout switches on at the cutoff); use drop.schedule=constant")
-    require(not (d.mode == "standard" and d.schedule != "constant"),
-            f"drop.mode=standard with drop.schedule={d.schedule}: a schedule shape needs "
-            "drop.mode=early; use drop.schedule=constant for standard dropout")
-    if d.cutoff_epoch is not None:
-        require(0 <= d.cutoff_epoch <= epochs,
-                f"drop.cutoff_epoch={d.cutoff_epoch:g} lies beyond training (train.epochs="
-                f"{epochs}); choose a cutoff in [0, {epochs}] or use drop.cutoff_fraction")
-    else:
-        require(0 <= d.cutoff_fraction <= 1,
-                f"drop.cutoff_fraction={d.cutoff_fraction} must lie in [0, 1] (0.1667 = the "
-                "paper's 50 of 300 epochs)")
-    require(not (d.kind == "drop_path" and cfg.model.arch == "mlp"),
-            "drop.kind=drop_path needs residual blocks, which model.arch=mlp has none of; "
-            "use drop.kind=dropout or a ViT / Mixer model")
+    try:
+        check_schedule(d.rate, epochs, cutoff_epoch(d, epochs), d.mode, d.schedule)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def check_model(cfg) -> None:
