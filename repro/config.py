@@ -201,6 +201,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     threads: Optional[int] = None
+    seed_batch: Optional[list[int]] = None   # the seeds trained with this one as one model (train_batched)
     hydra: Any = None                   # present when composed with Hydra's own config
 
 

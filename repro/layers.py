@@ -55,6 +55,14 @@ class ScheduledDropPath(DropPath):
         return _inverted(x, self.rate, (x.shape[0],) + (1,) * (x.ndim - 1))
 
 
+def unfuse_attention(model: nn.Module) -> None:
+    """Run every timm attention of `model` unfused, through its dropout module: fused attention
+    takes the dropout rate as a float and draws its own masks."""
+    for module in model.modules():
+        if hasattr(module, "fused_attn"):
+            module.fused_attn = False
+
+
 def make_compilable(model: nn.Module, kind: str) -> nn.Module:
     """Swap in the scheduled layers for the drop `kind` the schedule drives ("dropout",
     "drop_path" or "none"), same rates, rate buffers on the model's device; in place.
@@ -67,10 +75,10 @@ def make_compilable(model: nn.Module, kind: str) -> nn.Module:
             "drop_path": (DropPath, lambda m: ScheduledDropPath(m.drop_prob, m.scale_by_keep))}
     if kind not in swap:
         return model
+    if kind == "dropout":
+        unfuse_attention(model)
     layer, scheduled = swap[kind]
     for module in list(model.modules()):
-        if kind == "dropout" and hasattr(module, "fused_attn"):
-            module.fused_attn = False
         for child_name, child in module.named_children():
             if type(child) is layer:
                 setattr(module, child_name, scheduled(child).to(device))

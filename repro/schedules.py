@@ -28,6 +28,26 @@ def cutoff_steps(cutoff_epoch: float, iters_per_epoch: int) -> int:
     return int(round(cutoff_epoch * iters_per_epoch))
 
 
+def check_schedule(rate: float, epochs: int, cutoff_epoch: float, mode: str, schedule: str) -> None:
+    """Raise ValueError, naming the key and the fix, when these settings define no schedule (the
+    rules `drop_schedule` follows, and run validation states through it)."""
+    if mode not in MODES:
+        raise ValueError(f"drop.mode={mode!r} is not one of {MODES}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"drop.schedule={schedule!r} is not one of {SCHEDULES}")
+    if not 0 <= rate < 1:
+        raise ValueError(f"drop.rate={rate!r} must lie in [0, 1), e.g. drop.rate=0.1")
+    if mode == "late" and schedule != "constant":
+        raise ValueError(f"drop.mode=late with drop.schedule={schedule} is undefined (the paper's late "
+                         "dropout switches on at the cutoff); use drop.schedule=constant")
+    if mode == "standard" and schedule != "constant":
+        raise ValueError(f"drop.mode=standard with drop.schedule={schedule}: a schedule shape needs "
+                         "drop.mode=early; use drop.schedule=constant for standard dropout")
+    if not 0 <= cutoff_epoch <= epochs:
+        raise ValueError(f"drop.cutoff_epoch={cutoff_epoch:g} lies beyond training (train.epochs={epochs}); "
+                         f"choose a cutoff in [0, {epochs}] or use drop.cutoff_fraction")
+
+
 def drop_schedule(rate: float, epochs: int, iters_per_epoch: int, cutoff_epoch: float = 0,
                   mode: str = "standard", schedule: str = "constant") -> np.ndarray:
     """One drop rate per optimizer step, `epochs * iters_per_epoch` values.
@@ -35,25 +55,15 @@ def drop_schedule(rate: float, epochs: int, iters_per_epoch: int, cutoff_epoch: 
     standard: `rate` throughout. early: `rate` (constant), `linspace(rate, 0, C)` (linear), a
     half cosine from `rate` to 0 (cosine), or `linspace(0, rate, C)` (increasing: the control
     that ramps up instead of down) over the first C = cutoff steps, then 0. late: 0 for the first
-    C steps, then `rate` (constant only, as in the paper).
+    C steps, then `rate` (constant only, as in the paper). Settings that define no schedule raise
+    ValueError (`check_schedule`).
     """
-    if mode not in MODES:
-        raise ValueError(f"drop.mode={mode!r} is not one of {MODES}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"drop.schedule={schedule!r} is not one of {SCHEDULES}")
-    if not 0 <= rate < 1:
-        raise ValueError(f"drop.rate={rate} must lie in [0, 1)")
-    if not 0 <= cutoff_epoch <= epochs:
-        raise ValueError(f"drop.cutoff_epoch={cutoff_epoch} must lie in [0, epochs={epochs}]")
+    check_schedule(rate, epochs, cutoff_epoch, mode, schedule)
     total = epochs * iters_per_epoch
     if mode == "standard":
-        if schedule != "constant":
-            raise ValueError(f"drop.schedule={schedule!r} needs drop.mode=early; standard is constant")
         return np.full(total, rate, dtype=np.float64)
     before = cutoff_steps(cutoff_epoch, iters_per_epoch)
     if mode == "late":
-        if schedule != "constant":
-            raise ValueError(f"drop.mode=late supports drop.schedule=constant only, got {schedule!r}")
         return np.concatenate([np.zeros(before), np.full(total - before, rate)])
     if schedule == "constant":
         head = np.full(before, rate, dtype=np.float64)
@@ -113,8 +123,13 @@ class DropController:
 
 def cutoff_epoch(drop, epochs: int) -> float:
     """`cutoff_epoch` if set, else `cutoff_fraction` of the epochs (a drop config, or a mapping
-    with those two keys)."""
-    return drop["cutoff_epoch"] if drop.get("cutoff_epoch") is not None else drop["cutoff_fraction"] * epochs
+    with those two keys); a fraction outside [0, 1] raises ValueError."""
+    if drop.get("cutoff_epoch") is not None:
+        return drop["cutoff_epoch"]
+    if not 0 <= drop["cutoff_fraction"] <= 1:
+        raise ValueError(f"drop.cutoff_fraction={drop['cutoff_fraction']} must lie in [0, 1] (0.1667 = "
+                         "the paper's 50 of 300 epochs)")
+    return drop["cutoff_fraction"] * epochs
 
 
 @dataclass(frozen=True)

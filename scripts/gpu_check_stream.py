@@ -22,14 +22,14 @@ from repro.loop.assemble import build_trainer, prepare
 RECIPE = ["data.mixup=0.8", "data.cutmix=1.0", "data.label_smoothing=0.1"]   # conf/data/imagenet.yaml's
 
 
-def timed(batches, dev, take=None, skip: int = 1) -> dict:
-    """Images/s of a stream of device batches (each through `take(step, x, y)` when given): over
+def timed(batches, dev, trainer=None, skip: int = 1) -> dict:
+    """Images/s of a stream of device batches (each through `trainer`'s step when given): over
     all of it from the iterator's start (worker start-up included), and in steady state after the
     first `skip` batches (DataLoader workers deliver their first batches together)."""
     start, stamps, sizes = time.perf_counter(), [], []
     for step, (x, y) in enumerate(batches):
-        if take:
-            take(step, x, y)
+        if trainer:
+            trainer.model_step.take(step, trainer.schedule.rate(step), x, y)
         stamps.append(time.perf_counter())
         sizes.append(len(y))
     bench.sync(dev)
@@ -65,12 +65,12 @@ def stream(out: Path, dry: bool) -> None:
         trainer = build_trainer(cfg, model, data, dev)
         skip = min(workers, len(trainer.batches) // 2)
         rates = {"pipeline_alone": timed(trainer.batches.epoch(0), dev, skip=skip),
-                 "train_streamed": timed(trainer.batches.epoch(1), dev, trainer.model_step.take, skip)}
+                 "train_streamed": timed(trainer.batches.epoch(1), dev, trainer, skip)}
     steps = 6 if dry else 24
     rcfg = compose_config(["data=synthetic", "data.in_chans=3", f"data.num_train={batch * steps}", *RECIPE,
                            *common])
     resident = build_trainer(rcfg, *prepare(rcfg))
-    rates["train_resident"] = timed(resident.batches.epoch(0), dev, resident.model_step.take, 2)
+    rates["train_resident"] = timed(resident.batches.epoch(0), dev, resident, 2)
     base = rates["train_resident"]["img_per_s_steady"]
     result = {"images": images, "image_shape": shape, "img_size": size, "batch_size": batch,
               "workers": workers, "jpeg_seconds": written, "rates": rates,

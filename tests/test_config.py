@@ -75,7 +75,7 @@ BAD = [
     (["model.arch=resnet"], "model.arch='resnet' is unknown"),
     (["model.patch_size=5"], "model.patch_size=5 does not divide data.img_size=28"),
     (["data.name=mnist"], "data.name='mnist' is unknown"),
-    (["model=mlp", "drop=early_drop_path"], "drop.kind=drop_path needs residual blocks"),
+    (["model=mlp", "drop=early_drop_path"], "drop.kind=drop_path has no sites in model.arch=mlp"),
     (["train.batch_size=0"], "train.batch_size=0 must be a positive integer"),
     (["train.accum_steps=3"], "train.accum_steps=3 must divide train.batch_size=128"),
     (["train.ckpt_every=-5"], "train.ckpt_every=-5 must be 0"),

@@ -112,7 +112,7 @@ def test_every_site_holds_the_papers_rate_at_every_step(arch, kind, name):
     assert len(rates) == trainer.total_steps == 32
     wrong = []
     for step, rate in enumerate(rates):
-        trainer.model_step.begin(step)                 # what training does before each step
+        trainer.model_step.begin(step, trainer.schedule.rate(step))    # what training does before each step
         want, got = expected_sites(model, cfg, rate), actual_sites(model)
         assert want.keys() == got.keys()
         wrong += [(step, site, got[site], w) for site, w in want.items()

@@ -27,8 +27,8 @@ import repro.loop.step
 from repro.train import main
 how, when = sys.argv[1], int(sys.argv[2])
 take = repro.loop.step.ModelStep.take
-def take_then_signal(self, step, x, y):
-    loss = take(self, step, x, y)
+def take_then_signal(self, step, rate, x, y):
+    loss = take(self, step, rate, x, y)
     if step + 1 == when:
         if how == "SIGINT to the group":
             os.killpg(os.getpgid(0), signal.SIGINT)

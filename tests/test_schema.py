@@ -7,10 +7,11 @@ import hashlib
 import pytest
 from conftest import CONF, TINY, make_cfg
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from repro.config import AnalysisConfig, LoggerConfig, TrainConfig, check_schema
 from repro.errors import ConfigError
+from repro.loop.run_batched import seed_configs
 from repro.records.checkpoint import config_hash
 
 # config_hash as recorded at commit e27186d, before the choices became Enums and the train defaults
@@ -48,6 +49,33 @@ def test_composed_config_and_its_hash_are_unchanged(overrides):
     assert (then, config_hash(cfg), digest(OmegaConf.to_yaml(cfg, resolve=True)),
             digest(OmegaConf.to_yaml(cfg))) == PINNED[overrides]
     assert config_hash(make_cfg(*overrides.split(), "data.workers=3")) == config_hash(cfg)
+
+
+# config_hash as recorded at commit c0d71c7, when a seed batch's seeds entered a seed's config
+# through open_dict (the schema did not declare seed_batch): (overrides, batch, seed) -> its hash;
+# a single run's (batch None) stays the hash without the key.
+BATCH_PINNED = {
+    ("", (1, 2, 5), 2): "c8829f7b3420f5ec",
+    ("experiment=early_regime", (1, 2, 5), 2): "38ce1424324fc4f6",
+    ("experiment=early_regime seed=7", (0, 3), 3): "2859ef5e2fa38195",
+    ("experiment=early_regime seed=7", (3,), 3): "a9f35584392e5138",
+    ("experiment=early_regime seed=7", None, 7): "241165d758310c0e",
+    ("model=vit_micro drop=late_drop_path", (1, 2, 5), 2): "f00fe3602cb2ae81",
+    ("model=vit_micro drop=late_drop_path", None, 0): "2dd7c0a70a5d0e3f",
+    ("experiment=early_regime", None, 0): "127fe4566f5d7196",
+}
+
+
+@pytest.mark.parametrize("overrides, batch, seed", BATCH_PINNED)
+def test_seed_batch_hashes_are_unchanged_and_a_single_run_hashes_without_the_key(overrides, batch, seed):
+    cfg = make_cfg(*overrides.split())
+    if batch is None:
+        with open_dict(cfg):
+            cfg.seed_batch = None                    # declared, unset: no part of the hash
+    else:
+        cfg = next(c for c in seed_configs(cfg, list(batch)) if c.seed == seed)
+    assert config_hash(cfg) == BATCH_PINNED[overrides, batch, seed]
+    assert check_schema(cfg).seed_batch == (None if batch is None else list(batch))
 
 
 def test_composed_values_read_as_plain_strings():

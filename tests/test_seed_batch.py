@@ -130,7 +130,7 @@ def test_a_batch_of_one_seed_is_its_single_run_with_scheduled_drop_path(tiny_cfg
 def test_each_seed_draws_its_own_dropout_masks(tiny_cfg):
     batch = batch_trainer(tiny_cfg("drop=dropout", "drop.rate=0.5"), [0, 1])
     step = batch.model_step
-    step.single.begin(0)
+    step.single.begin(0, 0.5)
     with torch.no_grad():
         for tensor in step.params.values():
             tensor[1] = tensor[0]                              # seed 1 becomes a copy of seed 0

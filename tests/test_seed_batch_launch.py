@@ -7,6 +7,7 @@ import signal
 import pytest
 import torch
 from conftest import load_script
+from omegaconf import open_dict
 from test_run import events
 from test_seed_batch import weights
 from wandb_history import history
@@ -91,6 +92,12 @@ def test_a_directory_of_a_single_run_or_another_batch_is_refused(tiny_cfg, tmp_p
         run_batched(cfg, [0, 1], [tmp_path / "single", tmp_path / "other"])
     with pytest.raises(ConfigError, match="distinct integer seeds"):
         run_batched(cfg, [1, 1], [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(ConfigError, match="distinct run directories"):
+        run_batched(cfg, [0, 1], [tmp_path / "a", tmp_path / "a"])
+    with open_dict(cfg):
+        cfg.seed_batch = [0, 1]                                # one seed of a batch, launched alone
+    with pytest.raises(ConfigError, match="trains all its seeds at once; .* repro.train_batched seeds=0,1"):
+        run(cfg, tmp_path / "a")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["single"]
 
 

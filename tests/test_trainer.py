@@ -29,7 +29,7 @@ def test_a_seed_batch_has_one_checkpoint_per_seed_with_its_config(tiny_cfg):
     batch = batch_trainer(tiny_cfg(), [0, 3])
     states = batch.checkpoints()
     assert [set(s) for s in states] == [KEYS, KEYS]
-    assert [s["config_hash"] for s in states] == [checkpoint.config_hash(c) for c in batch.model_step.cfgs]
+    assert [s["config_hash"] for s in states] == [checkpoint.config_hash(c) for c in batch.cfgs]
     assert states[0]["config_hash"] != states[1]["config_hash"]
 
 

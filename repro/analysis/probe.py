@@ -205,5 +205,5 @@ def attach_probe(cfg, trainer, folder: Path):
     if cfg.mode == "snapshot":
         return SnapshotSaver(cfg, step.model, trainer.total_steps, folder)
     return DynamicsProbe(cfg, step.model, trainer.batches, trainer.schedule, step.controller,
-                         trainer.cfg.seed, trainer.cfg.train.batch_size,
+                         trainer.cfgs[0].seed, trainer.cfgs[0].train.batch_size,
                          flat_params(step.model, checkpoint.load(init)))

@@ -1,6 +1,7 @@
 """The parts of a run, built from its config: the data (checked against the config), the seeded
 model, and the Trainer with its batches, events and the model's step (drop schedule, optimizer,
-loss). run.py, the batched runs, post-hoc measurement and the benchmarks all build through here."""
+loss). run.py (single runs and seed batches), post-hoc measurement and the benchmarks all build
+through here."""
 from __future__ import annotations
 
 import torch
@@ -14,7 +15,7 @@ from repro.data import load_data
 from repro.distributed import SINGLE, World
 from repro.errors import ConfigError, DataError
 from repro.layers import make_compilable
-from repro.loop.events import RunEvents
+from repro.loop.events import Events, RunEvents
 from repro.loop.step import ModelStep
 from repro.loop.trainer import Trainer
 from repro.models import build_model
@@ -87,7 +88,11 @@ def build_trainer(cfg, model: nn.Module, data, device: torch.device, log: Metric
                                            len(batches))
     mixup, criterion = loss_parts(cfg, data.num_classes)
     log = log or MetricsLog(None)
-    step = ModelStep(cfg, model, parallel, schedule, controller, optimizer, scheduler, mixup, criterion,
-                     device, log, world)
-    events = RunEvents(log, t, len(batches), device, world, checkpoint_path)
-    return Trainer(cfg, step, batches, eval_sets, schedule, events, log, device, [checkpoint_path], world)
+    step = ModelStep(model=model, parallel=parallel, controller=controller, optimizer=optimizer,
+                     scheduler=scheduler, mixup=mixup, criterion=criterion,
+                     seeds=tuple(cfg.get("seed_batch") or [cfg.seed]), amp=t.amp, accum_steps=t.accum_steps,
+                     skip_nonfinite=t.nonfinite == "skip", eval_batch_size=t.eval_batch_size, device=device,
+                     log=log, world=world)
+    events = Events([RunEvents(log, t, len(batches), device, world, checkpoint_path)], [cfg.seed])
+    return Trainer(cfgs=[cfg], model_step=step, batches=batches, eval_sets=eval_sets, schedule=schedule,
+                   events=events, checkpoint_paths=[checkpoint_path])

@@ -3,8 +3,8 @@ loop that produces them: the window of training losses since the last train even
 its mean is not finite (naming the last good checkpoint, if one was written), the best test accuracy
 so far, and their
 part of a checkpoint, so that a resumed run writes the events the uninterrupted one would.
-RunEvents is one run's (its ranks' losses summed); SeedEvents, a seed batch's (repro.loop.seed_batch):
-one RunEvents per seed, behind the interface the loop uses."""
+RunEvents is one run's (its ranks' losses summed); Events, the loop's: one RunEvents per run (a
+single run's, or each seed's of a batch, repro.loop.seed_batch)."""
 from __future__ import annotations
 
 import math
@@ -24,7 +24,7 @@ class NonFiniteLoss(RunError, FloatingPointError):
 
 
 class RunEvents:
-    """One run's events: `add` each step's loss, `log_train` the window's mean, `log_eval` an
+    """One run's events: `add` each step's loss, `log_train` the window's mean, `eval_event` an
     evaluation; `state_dict` is their part of the run's checkpoint."""
 
     def __init__(self, log: MetricsLog, train: Any, steps_per_epoch: int, device: torch.device,
@@ -69,13 +69,6 @@ class RunEvents:
         self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
         self.log.log("eval", step, epoch=epoch, best_test_acc=self.best_test_acc, **metrics)
 
-    def log_eval(self, step: int, epoch: int, metrics: dict) -> dict:
-        """The eval event after `epoch` (counted from 1) and its line in train.log; returns `metrics`."""
-        self.eval_event(step, epoch, metrics)
-        MESSAGES.info(f"epoch {epoch}/{self.train.epochs}, step {step}: test accuracy "
-                      f"{metrics['test_acc']:.4f}, full-model train loss {metrics['train_full_loss']:.4f}")
-        return metrics
-
     def state_dict(self) -> dict:
         """Where metrics.jsonl ends, the open window and the best test accuracy."""
         return {"best_test_acc": self.best_test_acc, "metrics_offset": self.log.tell(),
@@ -88,16 +81,13 @@ class RunEvents:
         self.log.resume_at(state["metrics_offset"])
 
 
-class SeedEvents:
-    """The events of a batch of `seeds`, seed k's in `runs[k]` (its log, its checkpoint path):
-    the loop's losses are [K] tensors and its evaluations lists of K; one train.log line says
-    every seed's accuracy, and the progress bar shows their mean."""
+class Events:
+    """The loop's events over its K runs, run k's in `runs[k]` (seed `seeds[k]`): a step's losses
+    are [K] tensors and an evaluation a list of K metrics; one train.log line says every run's
+    accuracy, and the progress bar shows their mean."""
 
-    def __init__(self, seeds: list[int], logs: list[MetricsLog], train: Any, steps_per_epoch: int,
-                 device: torch.device, checkpoint_paths: list):
-        self.seeds, self.epochs = seeds, train.epochs
-        self.runs = [RunEvents(log, train, steps_per_epoch, device, SINGLE, path)
-                     for log, path in zip(logs, checkpoint_paths)]
+    def __init__(self, runs: list[RunEvents], seeds: list[int]):
+        self.runs, self.seeds = runs, seeds
 
     @property
     def best_test_acc(self) -> list[float]:
@@ -112,16 +102,23 @@ class SeedEvents:
             run.check_finite(step)
 
     def log_train(self, step: int, drop_rate: float, lr: float, seconds: float) -> float:
+        """Each run's train event; returns the mean of their window means."""
         return float(np.mean([run.log_train(step, drop_rate, lr, seconds) for run in self.runs]))
 
-    def log_eval(self, step: int, epoch: int, seeds: list[dict]) -> dict:
-        """Returns the seeds' metrics as "seeds", with their mean test accuracy as "test_acc"."""
-        for run, metrics in zip(self.runs, seeds):
+    def log_eval(self, step: int, epoch: int, evaluation: list[dict]) -> None:
+        """Each run's eval event after `epoch` (counted from 1) and their line in train.log."""
+        for run, metrics in zip(self.runs, evaluation):
             run.eval_event(step, epoch, metrics)
-        accuracies = ", ".join(f"{m['test_acc']:.4f}" for m in seeds)
-        MESSAGES.info(f"epoch {epoch}/{self.epochs}, step {step}: test accuracy of seeds "
-                      f"{self.seeds}: {accuracies}")
-        return {"test_acc": float(np.mean([m["test_acc"] for m in seeds])), "seeds": seeds}
+        accuracy, loss = (", ".join(f"{m[key]:.4f}" for m in evaluation)
+                          for key in ("test_acc", "train_full_loss"))
+        seeds = f" of seeds {self.seeds}:" if len(self.runs) > 1 else ""
+        MESSAGES.info(f"epoch {epoch}/{self.runs[0].train.epochs}, step {step}: test accuracy{seeds} "
+                      f"{accuracy}, full-model train loss {loss}")
+
+    def log_analysis(self, step: int, measured: dict) -> None:
+        """The probe's measurements at `step`: a single run's (a seed batch has no probe)."""
+        [run] = self.runs
+        run.log.log("analysis", step, **measured)
 
     def state_dict(self) -> list[dict]:
         return [run.state_dict() for run in self.runs]

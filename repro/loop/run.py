@@ -1,11 +1,13 @@
-"""run(cfg, run_dir): one training run from a resolved config. No Hydra here, so tests and
-scripts call it directly. A run directory that holds a checkpoint is resumed; nothing is written
-before every check has passed."""
+"""One run lifecycle for K >= 1 runs launched together (`run_all`): every check first, then resume,
+train and summarize each run. `run(cfg, run_dir)` trains one run; repro.loop.run_batched launches
+K seeds of one config as one batched model (repro.loop.seed_batch), each seed's config recording
+the batch (`seed_batch`). No Hydra here, so tests and scripts call them directly. A run directory
+that holds a checkpoint is resumed; nothing is written before every check has passed."""
 from __future__ import annotations
 
 import errno
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 
 import torch
 from omegaconf import OmegaConf
@@ -13,7 +15,8 @@ from omegaconf import OmegaConf
 from repro import distributed
 from repro.analysis.probe import attach_probe
 from repro.errors import ConfigError
-from repro.loop.assemble import build_trainer, prepare
+from repro.loop.assemble import build_trainer, prepare, seeded_model
+from repro.loop.seed_batch import seed_batch_trainer
 from repro.loop.validate import validate
 from repro.preemption import Interrupted, StopOnSignals
 from repro.records import checkpoint
@@ -31,12 +34,44 @@ def finished(run_dir: RunDir, cfg) -> dict | None:
     return run_dir.finished(stored if same else checkpoint.config_hash(cfg))
 
 
-def check_split(cfg, world) -> None:
+def check_launch(cfgs, run_dirs, world) -> None:
+    """What a launch's configs cannot say alone: a batch that splits across the processes and
+    micro-batches, and a seed batch (`seed_batch`) launched whole, in one process, each seed in a
+    directory of its own."""
+    cfg, batch = cfgs[0], cfgs[0].get("seed_batch")
     per_rank = cfg.train.batch_size / (world.size * cfg.train.accum_steps)
     if per_rank != int(per_rank):
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} does not split across "
                           f"{world.size} processes x train.accum_steps={cfg.train.accum_steps}; "
                           "use a multiple of their product")
+    if batch is None:
+        return
+    if list(batch) != [c.seed for c in cfgs]:
+        raise ConfigError(f"seed_batch={list(batch)}: a seed batch trains all its seeds at once; launch "
+                          f"them with python -m repro.train_batched seeds={','.join(map(str, batch))}")
+    if world.size > 1:
+        raise ConfigError("seed-batched training runs in one process; launch it without torchrun")
+    if len(run_dirs) != len(cfgs) or len(set(map(str, run_dirs))) != len(cfgs):
+        raise ConfigError(f"{len(cfgs)} seeds need as many distinct run directories, got {list(run_dirs)}")
+
+
+def resume_states(cfgs, run_dirs: list[RunDir]) -> list[dict | None]:
+    """Each run's checkpoint to resume from, all at one step (None each: start afresh); a checkpoint
+    of another config is refused. A seed batch stopped while it wrote its seeds' checkpoints
+    leaves some a checkpoint ahead, which fall back to their previous one."""
+    states = [resume_state(c, d) for c, d in zip(cfgs, run_dirs)]
+    step = min(s["step"] if s else 0 for s in states)
+    if step == 0:
+        return [None] * len(states)
+    for k, state in enumerate(states):
+        if state["step"] > step:
+            earlier = checkpoint.previous(run_dirs[k].checkpoint)
+            states[k] = checkpoint.read_verified(earlier, "cpu") if earlier.is_file() else {"step": None}
+            if states[k]["step"] != step:
+                raise checkpoint.CheckpointError(
+                    f"{run_dirs[k]} has no checkpoint at step {step}, where the batch's other seeds "
+                    "are; delete the batch's checkpoints to start it over, or set train.resume=false")
+    return states
 
 
 def resume_state(cfg, run_dir: RunDir) -> dict | None:
@@ -58,40 +93,55 @@ def open_run_dir(cfg, run_dir: RunDir, record: dict[str, str]) -> None:
 
 def run(cfg, run_dir, record: dict[str, str] | None = None) -> dict:
     """Train `cfg` in `run_dir`; return the final metrics (also written to summary.json).
+    `record` (file name -> text) is the launcher's own record of the launch (Hydra's .hydra/)."""
+    return run_all([cfg], [run_dir], record)[0]
 
-    Every check comes first: a refused run (a bad config, data that disagrees with it, a
+
+def run_all(cfgs, run_dirs, record: dict[str, str] | None = None) -> list[dict]:
+    """Train run k of `cfgs` in `run_dirs[k]` (one run, or a seed batch's seeds); return each run's
+    final metrics (its summary.json), or {"interrupted": why, "steps": n, ...} each when stopped.
+
+    Every check comes first: a refused launch (a bad config, data that disagrees with it, a
     directory held by a live launch (RunDir.live), holding another run or no readable checkpoint)
-    writes nothing. A finished run is not trained again; an interrupted one resumes from its
-    checkpoint. `record` (file name -> text) is the launcher's own record of the launch (Hydra's
-    .hydra/). Under torchrun every rank calls this; rank 0's directory is used and only rank 0
-    writes (and holds its lock)."""
-    validate(cfg)
-    world, device = distributed.setup(str(cfg.device))
-    check_split(cfg, world)
-    run_dir = RunDir(world.from_main(str(run_dir)))
-    with run_dir.live() if world.main else nullcontext():      # this launch's alone, or refused
-        return run_held(cfg, run_dir, world, device, record or {})
+    writes nothing, in none of its directories. Finished runs are not trained again; interrupted
+    ones resume from their checkpoints. `record` goes into every run directory. Under torchrun
+    (single runs only) every rank calls this; rank 0's directory is used and only rank 0 writes
+    (and holds its lock)."""
+    for cfg in cfgs:
+        validate(cfg)
+    world, device = distributed.setup(str(cfgs[0].device))
+    check_launch(cfgs, run_dirs, world)
+    run_dirs = [RunDir(world.from_main(str(d))) for d in run_dirs]
+    with ExitStack() as held:                  # every directory this launch's alone, or it is refused
+        for d in run_dirs if world.main else []:
+            held.enter_context(d.live())
+        return run_held(cfgs, run_dirs, world, device, record or {})
 
 
-def run_held(cfg, run_dir: RunDir, world, device, record: dict[str, str]) -> dict:
-    """`run` once rank 0 holds the directory's lock, before any file there is read or written."""
-    if cfg.train.resume and (summary := finished(run_dir, cfg)) is not None:
-        MESSAGES.info(f"{run_dir} already finished; nothing to do")
-        return summary
-    state = resume_state(cfg, run_dir)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
-    model, data, device = prepare(cfg, device)
-    if world.main:
-        open_run_dir(cfg, run_dir, record)
-    with run_messages(run_dir / "train.log" if world.main else None):
-        return train(cfg, run_dir, world, state, model, data, device)
+def run_held(cfgs, run_dirs: list[RunDir], world, device, record: dict[str, str]) -> list[dict]:
+    """`run_all` once rank 0 holds every directory's lock, before any file there is read or written."""
+    if cfgs[0].train.resume:
+        done = [finished(d, c) for c, d in zip(cfgs, run_dirs)]
+        if all(s is not None for s in done):
+            MESSAGES.info(f"{', '.join(map(str, run_dirs))} already finished; nothing to do")
+            return done
+    states = resume_states(cfgs, run_dirs)
+    if cfgs[0].get("threads"):
+        torch.set_num_threads(cfgs[0].threads)
+    model, data, device = prepare(cfgs[0], device)
+    models = [model, *(seeded_model(c, data) for c in cfgs[1:])]
+    for c, d in zip(cfgs, run_dirs) if world.main else []:
+        open_run_dir(c, d, record)
+    with ExitStack() as messages:
+        for d in run_dirs:
+            messages.enter_context(run_messages(d / "train.log" if world.main else None))
+        return train(cfgs, run_dirs, world, states, models, data, device)
 
 
 def metrics_log(cfg, run_dir: RunDir, world, device, batched: int = 0) -> MetricsLog:
     """Rank 0's provenance, W&B run and metrics.jsonl; other ranks record nothing. A seed trained
-    in a batch of `batched` (repro.loop.run_batched) says so in its provenance, and its W&B run is one
-    of several open in the process."""
+    in a batch of `batched` says so in its provenance, and its W&B run is one of several open in
+    the process."""
     if not world.main:
         return MetricsLog(None)
     run_dir.write_json("provenance.json", {**provenance(device), **record_uncommitted(run_dir.path),
@@ -103,25 +153,32 @@ def metrics_log(cfg, run_dir: RunDir, world, device, batched: int = 0) -> Metric
     return MetricsLog(run_dir.metrics, wandb_run)
 
 
-def train(cfg, run_dir: RunDir, world, state, model, data, device) -> dict:
-    """The accepted run: trained from `state` (None: from the start), then summarized."""
-    MESSAGES.info(f"run directory: {run_dir}")
-    log = metrics_log(cfg, run_dir, world, device)
-    trainer = build_trainer(cfg, model, data, device, log, run_dir.checkpoint, world)
-    if cfg.analysis.mode != "off" and world.main:     # the probe needs no other rank
-        trainer.probe = attach_probe(cfg.analysis, trainer, run_dir.snapshots)
-    if state is not None:
-        trainer.load_state_dict(state)
+def train(cfgs, run_dirs: list[RunDir], world, states, models, data, device) -> list[dict]:
+    """The accepted runs: trained from `states` (None each: from the start), then each summarized.
+    A seed batch (`seed_batch` set) trains as one batched model, a single run as its own."""
+    batched = len(cfgs) if cfgs[0].get("seed_batch") is not None else 0
+    MESSAGES.info(f"seeds {[c.seed for c in cfgs]} in one batch: {', '.join(map(str, run_dirs))}"
+                  if batched else f"run directory: {run_dirs[0]}")
+    logs = [metrics_log(c, d, world, device, batched) for c, d in zip(cfgs, run_dirs)]
+    paths = [d.checkpoint for d in run_dirs]
+    trainer = (seed_batch_trainer(cfgs, models, data, device, logs, paths) if batched else
+               build_trainer(cfgs[0], models[0], data, device, logs[0], paths[0], world))
+    if cfgs[0].analysis.mode != "off" and world.main:     # the probe needs no other rank
+        trainer.probe = attach_probe(cfgs[0].analysis, trainer, run_dirs[0].snapshots)
+    if states[0] is not None:
+        trainer.load_state_dict(states)
         MESSAGES.info(f"resuming at step {trainer.step} of {trainer.total_steps}")
     else:
-        log.resume_at(0)
+        for log in logs:
+            log.resume_at(0)
     started = time.perf_counter()
-    final, stop = fit(trainer, cfg.train.stop_signals, [log])
+    final, stop = fit(trainer, cfgs[0].train.stop_signals, logs)
     if stop is not None:
-        return stopped(stop, trainer)
-    final = {**final, "best_test_acc": trainer.events.best_test_acc, "steps": trainer.step}
-    return summarize(cfg, run_dir, final, trainer.schedule.rates, time.perf_counter() - started,
-                     trainer.world.main)
+        return [stopped(stop, trainer) for _ in cfgs]
+    seconds = time.perf_counter() - started       # the launch's: each of its runs records it
+    return [summarize(c, d, {**final[k], "best_test_acc": best, "steps": trainer.step},
+                      trainer.schedule.rates, seconds, world.main)
+            for k, (c, d, best) in enumerate(zip(cfgs, run_dirs, trainer.events.best_test_acc))]
 
 
 # What a full disk, a quota or a lost permission raise as a run writes its files.
@@ -129,7 +186,7 @@ WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ERO
 
 
 def fit(trainer, signals, logs: list):
-    """(the last evaluation, None) once `trainer` is trained to its end (trained to the end but
+    """(each run's last evaluation, None) once `trainer` is trained to its end (trained to the end but
     killed before the summary: its last evaluation again), or (None, the Interrupted stop) once
     stopped by one of `signals` (or Ctrl-C) with a checkpoint written; `logs` are closed however it
     ends. A file of the run that cannot be written stops it with checkpoint.WriteFailed."""
@@ -152,7 +209,7 @@ def fit(trainer, signals, logs: list):
 
 
 def stopped(stop: Interrupted, trainer) -> dict:
-    """What a stopped launch returns (each seed of a batch alike); exit_status: the command's."""
+    """What a stopped launch returns for each of its runs; exit_status: the command's."""
     return {"interrupted": str(stop), "steps": trainer.step, "exit_status": stop.exit_status}
 
 

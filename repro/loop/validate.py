@@ -15,6 +15,9 @@ from repro.data import DATASETS
 from repro.data.transforms import check_auto_augment
 from repro.errors import ConfigError
 from repro.models import ARCHS, DROP_KINDS
+from repro.schedules import check_schedule, cutoff_epoch
+
+ELEMENTWISE = ("adamw", "momentum")   # optimizers whose update of a stacked tensor is each seed's own
 
 
 def require(ok: bool, message: str) -> None:
@@ -37,27 +40,15 @@ def check_train(cfg) -> None:
 
 
 def check_drop(cfg) -> None:
+    """The schedule's own rules (repro.schedules.check_schedule); which kinds a model has sites for
+    is the model registry's (check_model)."""
     d, epochs = cfg.drop, cfg.train.epochs
     if d.kind == "none":
         return
-    require(0 <= d.rate < 1, f"drop.rate={d.rate!r} must lie in [0, 1), e.g. drop.rate=0.1")
-    require(not (d.mode == "late" and d.schedule != "constant"),
-            f"drop.mode=late with drop.schedule={d.schedule} is undefined (the paper's late "
-            "dropout switches on at the cutoff); use drop.schedule=constant")
-    require(not (d.mode == "standard" and d.schedule != "constant"),
-            f"drop.mode=standard with drop.schedule={d.schedule}: a schedule shape needs "
-            "drop.mode=early; use drop.schedule=constant for standard dropout")
-    if d.cutoff_epoch is not None:
-        require(0 <= d.cutoff_epoch <= epochs,
-                f"drop.cutoff_epoch={d.cutoff_epoch:g} lies beyond training (train.epochs="
-                f"{epochs}); choose a cutoff in [0, {epochs}] or use drop.cutoff_fraction")
-    else:
-        require(0 <= d.cutoff_fraction <= 1,
-                f"drop.cutoff_fraction={d.cutoff_fraction} must lie in [0, 1] (0.1667 = the "
-                "paper's 50 of 300 epochs)")
-    require(not (d.kind == "drop_path" and cfg.model.arch == "mlp"),
-            "drop.kind=drop_path needs residual blocks, which model.arch=mlp has none of; "
-            "use drop.kind=dropout or a ViT / Mixer model")
+    try:
+        check_schedule(d.rate, epochs, cutoff_epoch(d, epochs), d.mode, d.schedule)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def check_model(cfg) -> None:
@@ -148,8 +139,36 @@ def check_runtime(cfg) -> None:
             f"device={device} but no CUDA device is visible; use device=auto or device=cpu")
 
 
+def check_seed_batch(cfg) -> None:
+    """A seed of a seed batch (`seed_batch`: the seeds trained together as one model, set by
+    repro.loop.run_batched): distinct seeds, its own among them, and only what batching supports."""
+    batch = cfg.seed_batch
+    if batch is None:
+        return
+    require(len(set(batch)) == len(batch) and cfg.seed in batch,
+            f"seeds={list(batch)} (seed={cfg.seed}): give one or more distinct integer seeds, "
+            "e.g. seeds=0,1,2,3")
+    t, d = cfg.train, cfg.data
+    for key, value, supported, fix in (
+            ("train.accum_steps", t.accum_steps, t.accum_steps == 1, "train.accum_steps=1"),
+            ("train.compile", t.compile, not t.compile, "train.compile=null"),
+            ("train.grad_checkpointing", t.grad_checkpointing, not t.grad_checkpointing,
+             "train.grad_checkpointing=false"),
+            ("train.channels_last", t.channels_last, not t.channels_last, "train.channels_last=false"),
+            ("train.nonfinite", t.nonfinite, t.nonfinite == "stop", "train.nonfinite=stop"),
+            ("analysis.mode", cfg.analysis.mode, cfg.analysis.mode == "off", "analysis.mode=off"),
+            ("data.mixup", d.mixup, not d.mixup, "data.mixup=0"),
+            ("data.cutmix", d.cutmix, not d.cutmix, "data.cutmix=0"),
+            ("data.auto_augment", d.auto_augment, not d.auto_augment, "data.auto_augment=null"),
+            ("data", d.name, d.name != "imagenet", "data held in memory (e.g. data=imagenet_subset)"),
+            ("optim.name", cfg.optim.name, cfg.optim.name in ELEMENTWISE,
+             " or ".join(f"optim.name={n}" for n in ELEMENTWISE))):
+        require(supported, f"{key}={value} is not supported with seed batching; use {fix}, or train "
+                "these seeds one by one with python -m repro.train")
+
+
 def validate(cfg) -> None:
     typed = check_schema(cfg)       # the checks below read typed values: integers are ints
     for check in (check_train, check_drop, check_model, check_data, check_optim, check_analysis,
-                  check_runtime):
+                  check_runtime, check_seed_batch):
         check(typed)

@@ -47,8 +47,12 @@ class WriteFailed(RunError):
 
 def config_hash(cfg, workers: int | None = None) -> str:
     """A digest of everything in the config that shapes the run's result; with `workers`, the
-    digest runs recorded while data.workers was hashed, for data.workers=`workers`."""
+    digest runs recorded while data.workers was hashed, for data.workers=`workers`. seed_batch
+    enters it only when set (a seed batch's seed), so a single run's digest is the one it had
+    before the schema declared the key."""
     config = OmegaConf.to_container(cfg, resolve=True)
+    if config.get("seed_batch") is None:
+        config.pop("seed_batch", None)
     for key in RESUME_FREE_KEYS:
         *parents, leaf = key.split(".")
         node = config
