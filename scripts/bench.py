@@ -38,6 +38,7 @@ from repro.errors import ConfigError, one_line
 from repro.loop.assemble import build_trainer, prepare, seeded_model
 from repro.loop.reference_loops import bare_loop, dataloader_loop
 from repro.records.provenance import save_result
+from repro.report.stats import mean_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 # Dense bf16 tensor-core peaks (FLOP/s) for model FLOPs utilization; other devices report none.
@@ -56,10 +57,12 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def images_per_s(variants: dict, images: int, reps: int, device, settle: float = 0.0) -> tuple[dict, dict]:
+def images_per_s(variants: dict, images: int, reps: int, device,
+                 settle: float = 0.0) -> tuple[dict, dict, dict]:
     """Median throughput of each variant over `reps` alternating segments (after one warm-up),
-    and its range over the segments. `settle` seconds of pause before each segment let background
-    work (a DataLoader's workers prefetching) end before the next variant is timed."""
+    its range over the segments, and each segment's seconds. `settle` seconds of pause before each
+    segment let background work (a DataLoader's workers prefetching) end before the next variant is
+    timed."""
     times = {name: [] for name in variants}
     for rep in range(reps + 1):
         for name, segment in variants.items():
@@ -71,7 +74,15 @@ def images_per_s(variants: dict, images: int, reps: int, device, settle: float =
             if rep:
                 times[name].append(time.perf_counter() - start)
     return ({name: images / statistics.median(t) for name, t in times.items()},
-            {name: [images / max(t), images / min(t)] for name, t in times.items()})
+            {name: [images / max(t), images / min(t)] for name, t in times.items()}, times)
+
+
+def paired_overhead(times: dict, ours: str, base: str) -> dict:
+    """`ours`'s time over `base`'s - 1, paired segment by segment (each rep times both, side by
+    side): mean, 95% t-interval half-width, and the per-rep values."""
+    ratios = [a / b - 1 for a, b in zip(times[ours], times[base])]
+    mean, half, _ = mean_ci(ratios)
+    return {"mean": mean, "ci95_half_width": half, "per_rep": ratios}
 
 
 def peak_memory_mb(segment, device) -> float | None:
@@ -155,8 +166,12 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
     bare_model = copy.deepcopy(model).to(device).train()
     trainer = build_trainer(cfg, model, data, device)
     batches = list(eval_batches(data.train_x[:images], data.train_y[:images], b, trainer.batches.normalize))
+
+    def pipeline_batches():                         # one segment's batches, as our trainer makes them
+        return (batch for _, batch in zip(range(args.steps), trainer.batches.epoch(0)))
     variants = {"ours": trainer_segment(trainer, args.steps),
                 "bare": bare_loop(bare_model, lambda: batches, cfg, device),
+                "bare_on_our_batches": bare_loop(copy.deepcopy(bare_model), pipeline_batches, cfg, device),
                 "data_pipeline_alone": lambda: list(zip(range(args.steps), trainer.batches.epoch(0)))}
     for variant, extra in args.variants.items():      # our trainer under more overrides
         vcfg = compose_config([*overrides(name, args), *extra])
@@ -168,7 +183,8 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
                                                            device, args.steps, workers)
     resident = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
     memory = {k: peak_memory_mb(v, device) for k, v in variants.items() if k != "data_pipeline_alone"}
-    ips, spread = images_per_s(variants, images, args.reps, device, settle=args.dataloader * args.settle)
+    ips, spread, times = images_per_s(variants, images, args.reps, device,
+                                      settle=args.dataloader * args.settle)
     pipeline = ips.pop("data_pipeline_alone")
     flops = train_flops(copy.deepcopy(bare_model), *batches[0]) / b      # per image
     peak = peak_flops(device)
@@ -176,6 +192,8 @@ def bench_model(name: str, args) -> tuple[dict, torch.device]:
               "img_per_s_range": spread,
               "step_ms": {k: 1000 * b / v for k, v in ips.items()},
               "overhead_vs_bare": ips["bare"] / ips["ours"] - 1,
+              # the loop alone: the bare loop fed the same data pipeline (crops, flips) as ours
+              "loop_overhead": paired_overhead(times, "ours", "bare_on_our_batches"),
               "data_pipeline_img_per_s": pipeline, "data_pipeline_vs_model": pipeline / ips["ours"],
               "peak_memory_mb": memory,     # each segment's peak, `resident_memory_mb` included
               "resident_memory_mb": resident,   # data, models and optimizer states of every variant

@@ -33,7 +33,9 @@ def test_bench_runs_every_variant_and_writes_its_result(tmp_path):
     (path,) = tmp_path.glob("bench_vit_micro_*.json")
     (result,) = json.loads(path.read_text())["results"]
     ips = result["img_per_s"]
-    assert set(ips) == {"ours", "bare", "ours_compiled", "nhwc_fused", "dataloader_eager_amp"}
+    assert set(ips) == {"ours", "bare", "bare_on_our_batches", "ours_compiled", "nhwc_fused",
+                        "dataloader_eager_amp"}
+    assert len(result["loop_overhead"]["per_rep"]) == 1
     assert all(v > 0 for v in ips.values())
     assert result["vs_ours_eager"]["nhwc_fused"] == pytest.approx(ips["nhwc_fused"] / ips["ours"])
     assert set(result["vs_dataloader"]) == {"ours", "ours_compiled", "nhwc_fused"}
@@ -49,3 +51,13 @@ def test_a_malformed_variant_is_refused_before_any_work(spec):
                                 "inductor") == {
         "ours_compiled": ["train.compile=inductor"],
         "g": ["train.compile=inductor", "train.compile_mode=reduce-overhead"]}
+
+
+def test_the_loop_overhead_is_paired_rep_by_rep():
+    bench = load_script("bench")
+    times = {"ours": [1.1, 1.3, 1.05], "base": [1.0, 1.2, 1.0]}
+    got = bench.paired_overhead(times, "ours", "base")
+    # by hand: 0.1, 0.08333, 0.05; mean 0.07778, sd 0.02546, t(0.975, 2) = 4.303: half 0.06325
+    assert got["per_rep"] == pytest.approx([0.1, 1.3 / 1.2 - 1, 0.05])
+    assert got["mean"] == pytest.approx(0.077778, abs=1e-5)
+    assert got["ci95_half_width"] == pytest.approx(0.06325, abs=1e-4)

@@ -107,3 +107,13 @@ def test_a_checkpoint_round_trip_continues_as_the_uninterrupted_model():
     resumed.take(2, 0.2, X, Y)
     assert torch.equal(resumed.model.weight, whole.model.weight)
     assert not torch.equal(whole.model.weight, linear_step().model.weight)
+
+
+def test_seed_draws_leaves_the_cpu_generator_as_torch_manual_seed_does():
+    from repro.loop.step import seed_draws
+    torch.manual_seed(123)
+    expected = torch.get_rng_state()
+    torch.manual_seed(7)
+    seed_draws(123, torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), expected)
+    assert torch.rand(3).tolist() == (torch.manual_seed(123), torch.rand(3))[1].tolist()
