@@ -95,7 +95,15 @@ def hardware_kind(record: dict) -> str:
     else:
         kind = f"cpu {record['cpu_capability']}" if cpu else record["hardware"]
         kind += f" torch {record['torch']}"
-    return f"{kind} (batched)" if record.get("batched") else kind
+    return f"{kind}{BATCHED}" if record.get("batched") else kind
+
+
+BATCHED = " (batched)"
+
+
+def single_run_kind(kind: str) -> str:
+    """The kind a single run on `kind`'s device has (a batched kind's without its suffix)."""
+    return kind.removesuffix(BATCHED)
 
 
 def provenance(device: torch.device) -> dict:

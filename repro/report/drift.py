@@ -22,6 +22,7 @@ from pathlib import Path
 
 from repro import paths
 from repro.errors import ConfigError, refuse
+from repro.records.provenance import single_run_kind
 from repro.records.tables import read_csv
 from repro.report.collect import FINAL_KEYS
 
@@ -67,11 +68,6 @@ def measure(device: str = "cpu") -> dict[str, list[str]]:
         return {name: run_case(name, Path(tmp) / name, device) for name in CASES}
 
 
-def single_kind(kind: str) -> str:
-    """Fingerprints are single runs: a batched kind shares its device's record."""
-    return kind.removesuffix(" (batched)")
-
-
 def planned_runs(kind: str, results: Path) -> list[tuple[str, dict, dict]]:
     """(experiment, runs.csv row, collection entry) of the single runs of `kind` in folders
     with a plan for that kind."""
@@ -105,7 +101,7 @@ def replay(name: str, row: dict, entry: dict) -> None:
 def guard(kind: str, device: str = "cpu", golden: Path = GOLDEN, results: Path = paths.RESULTS) -> str:
     """'matched' when this machine reproduces `kind`'s golden fingerprints, 'recorded' when the
     kind was new and its fingerprints are now in `golden`; raise Drift on a mismatch."""
-    key = single_kind(kind)
+    key = single_run_kind(kind)       # fingerprints are single runs: a batched kind shares its device's
     record = json.loads(golden.read_text()) if golden.is_file() else {}
     got = measure(device)
     known = record.setdefault(key, {})
