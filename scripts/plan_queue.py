@@ -79,18 +79,6 @@ def pending(names: list[str], hardware: str) -> list[tuple[str, list[str]]]:
             if launch.status(paths.run_dir(name, overrides), done) != "done"]
 
 
-def batched(todo: list[tuple[str, list[str]]], k: int) -> list[tuple[str, list[str]]]:
-    """The pending runs as seed-batched jobs: up to k seeds of one method each, in the order the
-    method first appears, so that the first jobs complete the first pairs."""
-    groups: dict[tuple, list[str]] = {}
-    for name, overrides in todo:
-        rest = tuple(o for o in overrides if not o.startswith("seed="))
-        groups.setdefault((name, rest), []).extend(o[5:] for o in overrides if o.startswith("seed="))
-    jobs = [(name, [*rest, f"seeds={','.join(seeds[i:i + k])}"])
-            for (name, rest), seeds in groups.items() for i in range(0, len(seeds), k)]
-    return sorted(jobs, key=lambda job: int(job[1][-1][6:].split(",")[0]))
-
-
 def schedule(todo: list, estimate, jobs: int, budget: float) -> list[tuple[str, list[str], float, float]]:
     """The runs that fit, as the launcher will start them: (name, overrides, start, end) in
     seconds from now, each in the slot that frees first; the first run that does not fit ends it."""
@@ -134,7 +122,7 @@ def main():
     todo = pending(names, hardware)
     estimate = estimator(names, hardware, args.default_estimate)
     if args.batched:
-        todo = batched(todo, args.batched)
+        todo = launch.batched(todo, args.batched)
     fits = schedule(todo, estimate, args.jobs, args.budget)
     for name, overrides, start, end in fits:
         print(f"{name} {' '.join(overrides)}: ~{end - start:.0f} s, done by ~{end:.0f} s")

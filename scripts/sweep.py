@@ -1,10 +1,15 @@
 """Launch an experiment's grid (conf/experiment/NAME.yaml, `hydra.sweeper.params`).
 
     python scripts/sweep.py NAME[,NAME...] [--launcher local|parallel|slurm] [--jobs N] [--gpus]
-                                           [--plan] [--dry-run] [--no-record] [key=a,b ...]
+                                           [--batched K] [--plan] [--dry-run] [--no-record] [key=a,b ...]
 
 Several names queue their grids one after another into the same parallel slots. --plan runs
-what results/NAME/plan.json asks for instead (repro.report.plan), seed by seed.
+what results/NAME/plan.json asks for instead (repro.report.plan), seed by seed. An experiment whose
+record has arms (repro.report.experiments: grid points without the seed) runs each arm at each
+seed of its sweeper's seed axis; the other axes it inherits from the config it builds on do not
+apply (its config fixes those settings), and key=values for a key the arms set keeps the arms that
+set it to one of those values. --batched K trains up to K seeds of one arm as one seed-batched
+process (repro.train_batched; its own hardware kind, "<kind> (batched)").
 
 Every grid point gets a deterministic directory, multirun/NAME/<k1=v1,k2=v2>, so re-running a
 sweep skips finished runs (COMPLETE marker, or already in results/NAME on this hardware kind, from
@@ -29,10 +34,12 @@ import sys
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
+from repro import paths
 from repro.compose import compose_config
 from repro.errors import ConfigError, one_line
 from repro.paths import MULTIRUN, ROOT, run_dir
 from repro.report import drift, launch
+from repro.report.experiments import EXPERIMENTS
 from repro.report.launch import status
 
 
@@ -44,10 +51,18 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
         raise ConfigError(f"no experiment {name!r}; choose one of {known}")
     sweeper = compose_config([f"experiment={name}"], hydra_node=True).hydra.sweeper
     params = dict(sweeper.get("params") or {})     # the experiment's own or one it builds on
+    arms = [arm.split(",") for arm in EXPERIMENTS[name].arms] if name in EXPERIMENTS else []
+    if arms:                                       # its arms at its seeds
+        params = {"seed": params["seed"]}
+    else:
+        arms = [[]]                                # its grid alone
     fixed = []
     for item in extra:
         key, _, values = item.partition("=")
-        if key in params or sweep_values(item) is not None:   # the grid's own axis restricted, or a new one
+        if any(paths.key(o) == key for arm in arms for o in arm):   # the arms that set key to these values
+            chosen = {f"{key}={v}" for v in sweep_values(item) or [values]}
+            arms = [arm for arm in arms if chosen & set(arm)]
+        elif key in params or sweep_values(item) is not None:   # the grid's own axis restricted, or a new one
             params[key] = values
         else:
             fixed.append(item)
@@ -55,8 +70,8 @@ def grid(name: str, extra: list[str]) -> list[list[str]]:
     # pair is trained on one machine with one numerics kind and completes together.
     keys = sorted(params, key=lambda k: (k != "seed", k.startswith("drop"), k))
     choices = [sweep_values(f"{k}={params[k]}") or [str(params[k])] for k in keys]
-    return [sorted(f"{k}={v}" for k, v in zip(keys, combo)) + fixed
-            for combo in itertools.product(*choices)]
+    return [sorted([*(f"{k}={v}" for k, v in zip(keys, combo)), *arm]) + fixed
+            for combo in itertools.product(*choices) for arm in arms]
 
 
 def sweep_values(override: str) -> list[str] | None:
@@ -84,6 +99,8 @@ def main():
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel processes")
     parser.add_argument("--gpus", action="store_true",
                         help="pin parallel jobs to GPUs (round robin), not cores")
+    parser.add_argument("--batched", type=int, default=0, metavar="K",
+                        help="train up to K seeds of one arm in one seed-batched process")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, start none")
     parser.add_argument("--plan", action="store_true",
                         help="the seeds and methods of results/NAME/plan.json instead of the grid")
@@ -97,9 +114,14 @@ def main():
     with one_line(FileNotFoundError, HydraException):      # one line, exit status 2
         if args.gpus and not gpus:
             raise ConfigError("--gpus but no GPU is visible; leave out --gpus to run on the CPU cores")
+        armed = [n for n in names if n in EXPERIMENTS and EXPERIMENTS[n].arms]
+        if args.launcher == "slurm" and (args.batched or armed):
+            raise ConfigError(f"--launcher slurm sweeps Hydra's product grid one run per job, not seed "
+                              f"batches nor the arms of {armed}; use --launcher parallel")
         points = [(name, overrides) for name in names
                   for overrides in (launch.planned(name) if args.plan else grid(name, args.overrides))]
-    done = {name: launch.recorded(name, launch.hardware_here(gpus)) for name in names}
+    hardware = launch.hardware_here(gpus, bool(args.batched))
+    done = {name: launch.recorded(name, hardware) for name in names}
     todo = []
     for name, overrides in points:
         state = status(run_dir(name, overrides), done[name])
@@ -107,15 +129,22 @@ def main():
         print(f"[{state:6s}] {label}{' '.join(overrides)}")
         if state != "done":
             todo.append((name, overrides))
-    print(f"{len(points)} runs, {len(points) - len(todo)} finished, {len(todo)} to run")
+    runs, batches = len(todo), ""
+    if args.batched:
+        todo = launch.batched(todo, args.batched)
+        batches = f" as {len(todo)} seed-batched processes"
+        for name, overrides in todo:
+            print(f"[batch ] {f'{name} ' if len(names) > 1 else ''}{' '.join(overrides)}")
+    print(f"{len(points)} runs, {len(points) - runs} finished, {runs} to run{batches}")
     if args.dry_run or not todo:
         return
     if args.launcher == "slurm":
         sys.exit(max(subprocess.call(slurm_command(name, args.overrides), cwd=ROOT) for name in names))
-    drift.check_or_exit(launch.hardware_here(gpus), "cuda" if gpus else "cpu")   # before any run is added
+    drift.check_or_exit(hardware, "cuda" if gpus else "cpu")   # before any run is added
     width = 1 if args.launcher == "local" else args.jobs
     failures = launch.launch_parallel(todo, width, gpus, None if args.no_record else launch.record)
-    print(f"{len(todo) - failures} runs ended cleanly, {failures} failed (see the logs folder)")
+    print(f"{len(todo) - failures} {'processes' if args.batched else 'runs'} ended cleanly, {failures} "
+          "failed (see the logs folder)")
     sys.exit(1 if failures else 0)
 
 

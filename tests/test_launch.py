@@ -168,9 +168,8 @@ def test_the_queues_deadline_is_its_budget_from_its_start(monkeypatch, tmp_path)
 
 
 def test_queue_batches_seeds_of_one_method_into_one_process():
-    queue = load_script("plan_queue")
     todo = [("e", [f"drop={d}", f"seed={s}"]) for s in (3, 4, 5) for d in ("none", "early_dropout")]
-    jobs = queue.batched(todo, 2)
+    jobs = launch.batched(todo, 2)
     assert jobs == [("e", ["drop=none", "seeds=3,4"]), ("e", ["drop=early_dropout", "seeds=3,4"]),
                     ("e", ["drop=none", "seeds=5"]), ("e", ["drop=early_dropout", "seeds=5"])]
     cmd = launch.command(*jobs[0])

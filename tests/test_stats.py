@@ -10,7 +10,7 @@ import pytest
 from repro.records.tables import read_csv
 from repro.report.claims import CELL_CLAIMS
 from repro.report.experiments import EXPERIMENTS
-from repro.report.plan import PENDING, curve_plan, make_plan, pending_plan, pilot_plan
+from repro.report.plan import PENDING, curve_plan, make_plan, pending_plan, pilot_plan, pilot_rows
 from repro.report.stats import interval_word, mean_ci, planned_verdict, sample_sd, seeds_needed, t975, verdict
 
 BATCH = EXPERIMENTS["dynamics_batch"]
@@ -133,10 +133,7 @@ def test_committed_plans_follow_from_their_pilots(path):
     if experiment.curve_claims:                      # no pilot: the seeds were stated
         assert curve_plan(experiment, max(plan["seeds"].values()), plan["hardware"]) == plan
         return
-    pilot = {(m, s) for c in plan["comparisons"] for m in (c["method"], c["baseline"])
-             for s in c["pilot_seeds"]}
-    runs = [r for r in read_csv(path.parent / "runs.csv")
-            if (f"{r['drop.kind']}/{r['drop.mode']}", r["seed"]) in pilot]
+    runs = pilot_rows(plan, read_csv(path.parent / "runs.csv"))
     remade = make_plan(experiment, runs, plan["hardware"], plan["min_seeds"],
                        plan.get("pilot_hardware"), plan.get("cell"))
     assert remade == plan

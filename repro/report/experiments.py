@@ -13,7 +13,7 @@ import matplotlib
 from repro.records.tables import read_csv
 from repro.report import claims
 from repro.report.claims import Experiment
-from repro.report.figures import ablation, cells, dynamics, regime_map, regimes, search, summary
+from repro.report.figures import ablation, cells, critic, dynamics, regime_map, regimes, search, summary
 
 # Runs the ablations take from early_regime instead of repeating them: its no-dropout baseline and
 # the paper's default early dropout (p = 0.1, linear, cutoff 1/6, 3 epochs).
@@ -42,6 +42,8 @@ EXPERIMENTS = {e.name: e for e in (
                claims=claims.LATE),
     Experiment(name="late_regime_search", figures=search.make, glance=search.glance),
     Experiment(name="regime_study", figures=cells.make, glance=cells.glance),
+    Experiment(name="regime_critic", figures=critic.make, glance=critic.glance, claims=claims.CRITIC,
+               arms=(claims.NO_DROPOUT, *claims.SETTINGS)),
     Experiment(name="dynamics_decompose", figures=dynamics.make, glance=dynamics.glance,
                curve_claims=claims.DYNAMICS, arms=("drop.rate=0.0", "drop.rate=0.1")),
     Experiment(name="dynamics_batch", glance=dynamics.batch_glance,

@@ -1,8 +1,9 @@
 """Running an experiment's grid points as local processes: where each run lives
 (multirun/NAME/<sorted overrides>), whether it is done (its COMPLETE marker, or already in
-results/NAME on this hardware kind, from any machine), the processes pinned to a core or a GPU,
-and each finished run recorded in the committed tables at once. Used by scripts/sweep.py (one
-experiment's grid or plan) and scripts/plan_queue.py (the pending runs of every plan, time-boxed)."""
+results/NAME on this hardware kind, from any machine), the processes pinned to a core or a GPU
+(an arm's seeds batched into one, if asked), and each finished run recorded in the committed
+tables at once. Used by scripts/sweep.py (one experiment's grid or plan) and scripts/plan_queue.py
+(the pending runs of every plan, time-boxed)."""
 from __future__ import annotations
 
 import os
@@ -82,6 +83,18 @@ def command(name: str, overrides: list[str]) -> list[str]:
         return [sys.executable, "-m", "repro.train_batched", f"experiment={name}", *overrides]
     return [sys.executable, "-m", "repro.train", f"experiment={name}", *overrides,
             f"hydra.run.dir='{paths.run_dir(name, overrides)}'"]   # quoted: the name holds = and ,
+
+
+def batched(todo: list[tuple[str, list[str]]], k: int) -> list[tuple[str, list[str]]]:
+    """Runs (experiment, grid point) as seed-batched jobs: up to k seeds of one arm each, in the
+    order the arm first appears, so that the first jobs complete the first pairs."""
+    groups: dict[tuple, list[str]] = {}
+    for name, overrides in todo:
+        rest = tuple(o for o in overrides if not o.startswith("seed="))
+        groups.setdefault((name, rest), []).extend(o[5:] for o in overrides if o.startswith("seed="))
+    jobs = [(name, [*rest, f"seeds={','.join(seeds[i:i + k])}"])
+            for (name, rest), seeds in groups.items() for i in range(0, len(seeds), k)]
+    return sorted(jobs, key=lambda job: int(job[1][-1][6:].split(",")[0]))
 
 
 def visible_gpus() -> list[str]:

@@ -6,7 +6,10 @@ Its command line: python -m repro.plan (repro/plan.py).
 For each claim (repro.report.claims) the pilot's paired differences give a standard deviation sd; the
 plan asks for the smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so
 that a null effect lands inside +-margin (equivalence) and the paper's effect excludes 0. A method
-runs as many seeds as its most demanding claim. The verdict later reads exactly this file.
+runs as many seeds as its most demanding claim. The verdict later reads exactly this file. A method is
+a (drop.kind, drop.mode) pair, named 'kind/mode', or an arm, a drop setting named as written
+(`drop=early_dropout,drop.rate=0.2`: repro.report.claims.of_method), which the queue runs as that
+grid point.
 
 Runs pair within one hardware kind only, so each kind gets a plan of its own: the folder's first
 plan is plan.json, another kind's is plan-<kind>.json (e.g. plan-nvidia-h200-batched.json).
@@ -29,7 +32,16 @@ import re
 from pathlib import Path
 
 from repro.records.tables import read_csv
-from repro.report.claims import CELL_CLAIMS, NONE, Claim, Experiment, cell_regime
+from repro.report.claims import (
+    CELL_CLAIMS,
+    NONE,
+    Claim,
+    Experiment,
+    cell_regime,
+    method_key,
+    method_of,
+    of_method,
+)
 from repro.report.stats import mean_ci, paired_differences, sample_sd, seeds_needed
 
 MIN_SEEDS = 15                                       # --min-seeds's default
@@ -40,12 +52,8 @@ REGIME_RULE = ("the no-dropout pilot runs' train - test accuracy gap (train_full
                "(repro.report.claims.CELL_CLAIMS)")
 
 
-def method_key(method: tuple) -> str:
-    return "/".join(method)
-
-
-def by_seed(runs: list[dict], method: tuple, metric: str) -> dict:
-    return {r["seed"]: r[metric] for r in runs if (r["drop.kind"], r["drop.mode"]) == method}
+def by_seed(runs: list[dict], method: tuple | str, metric: str) -> dict:
+    return {r["seed"]: r[metric] for r in runs if of_method(r, method)}
 
 
 def plan_claim(claim: Claim, runs: list[dict], min_seeds: int) -> dict:
@@ -238,9 +246,13 @@ def mirror(experiment: Experiment, folder: Path, pilot_kind: str, hardware: str)
         if plan["hardware"] != pilot_kind or read_plan(folder, hardware, plan.get("cell")):
             continue
         source = plan.get("pilot_hardware", pilot_kind)
-        pilot = {(m, s) for c in plan["comparisons"] for m in (c["method"], c["baseline"])
-                 for s in c["pilot_seeds"]}
-        rows = [r for r in runs if (f"{r['drop.kind']}/{r['drop.mode']}", r["seed"]) in pilot]
-        made.append((plan_name(hardware, plan.get("cell")),
-                     make_plan(experiment, rows, hardware, plan["min_seeds"], source, plan.get("cell"))))
+        made.append((plan_name(hardware, plan.get("cell")), make_plan(
+            experiment, pilot_rows(plan, runs), hardware, plan["min_seeds"], source, plan.get("cell"))))
     return made
+
+
+def pilot_rows(plan: dict, runs: list[dict]) -> list[dict]:
+    """The runs a plan was derived from: each comparison's method and baseline at its pilot seeds."""
+    pilot = {(m, s) for c in plan["comparisons"] for m in (c["method"], c["baseline"])
+             for s in c["pilot_seeds"]}
+    return [r for r in runs if any(s == r["seed"] and of_method(r, method_of(m)) for m, s in pilot)]

@@ -14,7 +14,14 @@ from pathlib import Path
 from repro.report import claims as paper
 from repro.report.claims import CELL_CLAIMS, CELL_EXPERIMENTS, NONE, cell_regime
 from repro.report.figures.common import fmt, group_by, plt, save
-from repro.report.figures.regimes import Regime, claim_diff, glance_on, methods_table, planned_lines
+from repro.report.figures.regimes import (
+    Regime,
+    claim_diff,
+    glance_on,
+    methods_table,
+    planned_lines,
+    unplanned_lines,
+)
 from repro.report.figures.summary import scale_text
 from repro.report.ledger import hardware_kinds, rows_on
 from repro.report.plan import no_dropout_gap as gap
@@ -37,6 +44,13 @@ def regime_of(rows: list[dict], plan: dict | None) -> str:
     return cell_regime(g, h) if n >= 2 else "between"
 
 
+def gap_text(rows: list[dict]) -> str:
+    """The no-dropout runs' train - test gap with its interval, and the regime it measures."""
+    g, h, n = gap(rows)
+    return f"No-dropout train - test gap: {fmt(g, h, 100)} pp over {n} seeds: " + \
+        (cell_regime(g, h) if n >= 2 else "unmeasured")
+
+
 def cell_of(plan: dict) -> tuple:
     return plan["cell"][WIDTH], plan["cell"][SIZE]
 
@@ -57,21 +71,12 @@ def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
     lines = []
     for kind in hardware_kinds(runs):
         for (w, s), rows, plan in cells_on(runs, kind, out):
-            g, h, n = gap(rows)
             regime = regime_for(rows, plan)
             fixed = f"; the plan's regime: **{plan['regime']}**" if plan else " (no plan yet)"
-            lines += [f"## {WIDTH}={w}, {SIZE}={s} on {kind}", "",
-                      f"No-dropout train - test gap: {fmt(g, h, 100)} pp over {n} seeds: "
-                      f"{cell_regime(g, h) if n >= 2 else 'unmeasured'}{fixed}.", ""]
+            lines += [f"## {WIDTH}={w}, {SIZE}={s} on {kind}", "", f"{gap_text(rows)}{fixed}.", ""]
             methods = group_by(rows, "drop.kind", "drop.mode")
             lines += methods_table(regime, methods) + [""]
-            if plan:
-                lines += planned_lines(regime, methods, plan)
-            else:
-                lines += ["| claim | difference (95% CI) | seeds | verdict (unplanned) |",
-                          "|---|---|---|---|"]
-                lines += [f"| {r['claim']} | {r['effect']} | {r['seeds']} | {r['verdict']} |"
-                          for r in glance_on(regime, rows, None, kind)] + [""]
+            lines += planned_lines(regime, methods, plan) if plan else unplanned_lines(regime, rows, kind)
     plot_map(runs, out)
     write_cost(out)
     return lines + ["Means ± 95% t-intervals over seeds; differences paired by seed within one hardware kind "

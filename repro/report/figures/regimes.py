@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.report import claims as paper
-from repro.report.claims import NONE, Claim
+from repro.report.claims import NONE, Claim, of_method
 from repro.report.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
 from repro.report.ledger import hardware_kinds, rows_on
 from repro.report.plan import read_plan, read_plans
@@ -28,6 +28,7 @@ class Regime:
     claims: tuple              # repro.report.claims.Claim
     curves: tuple              # methods whose training curves are drawn
     cutoff_method: tuple       # whose cutoff is marked on the curves
+    baseline: tuple | str = NONE   # the method every other one is compared with in its table
 
 
 EARLY = Regime(
@@ -46,6 +47,11 @@ LATE = Regime(
     methods={NONE: "no s.d.", paper.DROP_PATH: "standard s.d.", paper.LATE_DROP_PATH: "late s.d."},
     claims=paper.LATE, curves=(NONE, paper.DROP_PATH, paper.LATE_DROP_PATH),
     cutoff_method=paper.LATE_DROP_PATH)
+
+
+def by_method(regime: Regime, rows: list[dict]) -> dict:
+    """The rows of each of the regime's methods that has any (repro.report.claims.of_method)."""
+    return {key: found for key in regime.methods if (found := [r for r in rows if of_method(r, key)])}
 
 
 def by_seed(rows: list[dict], metric: str) -> dict:
@@ -94,8 +100,8 @@ def margin_text(claim: Claim) -> str:
 
 
 def methods_table(regime: Regime, methods: dict) -> list[str]:
-    base = methods.get(NONE, [])
-    none = regime.methods[NONE]
+    base = methods.get(regime.baseline, [])
+    none = regime.methods[regime.baseline]
     lines = [f"| method | runs | test acc % | train loss (full model) | test acc vs {none} (pp) | "
              f"train loss vs {none} |", "|---|---|---|---|---|---|"]
     for key, label in regime.methods.items():
@@ -105,7 +111,7 @@ def methods_table(regime: Regime, methods: dict) -> list[str]:
         acc, loss = mean_ci([r["test_acc"] for r in rows]), mean_ci([r["train_full_loss"] for r in rows])
         d_acc = paired(by_seed(rows, "test_acc"), by_seed(base, "test_acc"))
         d_loss = paired(by_seed(rows, "train_full_loss"), by_seed(base, "train_full_loss"))
-        vs_none = ("-", "-") if key == NONE else (fmt(*d_acc[:2], 100), fmt(*d_loss[:2], digits=4))
+        vs_none = ("-", "-") if key == regime.baseline else (fmt(*d_acc[:2], 100), fmt(*d_loss[:2], digits=4))
         lines.append(f"| {label} | {acc[2]} | {fmt(*acc[:2], 100)} | {fmt(*loss[:2], digits=4)} | "
                      f"{vs_none[0]} | {vs_none[1]} |")
     return lines
@@ -139,9 +145,16 @@ def glance(regime: Regime, runs: list[dict], curves: list[dict], out: Path) -> l
 
 
 def glance_on(regime: Regime, runs: list[dict], plan: dict | None, kind) -> list[dict]:
-    methods = group_by(rows_on(runs, kind), "drop.kind", "drop.mode")
+    methods = by_method(regime, rows_on(runs, kind))
     planned = {c["claim"]: c for c in plan["comparisons"]} if plan else {}
     return [judged(claim, methods, planned.get(claim.text), kind) for claim in regime.claims]
+
+
+def unplanned_lines(regime: Regime, runs: list[dict], kind) -> list[str]:
+    """Each claim's row by the unplanned rule over every seed on `kind`, marked so."""
+    return ["| claim | difference (95% CI) | seeds | verdict (unplanned) |", "|---|---|---|---|",
+            *(f"| {r['claim']} | {r['effect']} | {r['seeds']} | {r['verdict']} |"
+              for r in glance_on(regime, runs, None, kind)), ""]
 
 
 def primary_kind(runs: list[dict], plan: dict | None):
