@@ -232,15 +232,10 @@ def test_the_gpu_windows_dry_run_pilots_every_arm_seed_batched_then_plans_and_qu
 
 
 def test_the_next_windows_cost_cites_its_tables():
-    """NEXT_GPU.md's numbers are the cited tables': the CPU medians of this cell (regime_study/cost.md),
-    early_regime's measured H200 seed batches (collection.json), and the plans at the two spreads."""
+    """NEXT_GPU.md's numbers are the cited tables': early_regime's measured H200 seed batches
+    (collection.json) and the plans at the two spreads (the CPU's seconds per run it leaves to
+    regime_study/cost.md, which grows as that study's runs come in)."""
     text = " ".join((RESULTS / "regime_critic" / "NEXT_GPU.md").read_text().split())
-    cost = (RESULTS / "regime_study" / "cost.md").read_text()
-    cell = r"\| cpu AVX512 torch 2\.14\.1\+cu130 \| 48 x 60000 \| (?:none|early_dropout) \| \d+ \| (\d+) \|"
-    medians = sorted(int(m) for m in re.findall(cell, cost))
-    assert len(medians) == 2 and f"{medians[0]}-{medians[1]} s per run" in text
-    low = medians[0]
-    assert f"{80 * low / 3600:.1f} core-hours (80 x {low} s), a 400-run plan {400 * low / 3600:.1f}" in text
     entries = [e for e in json.loads((RESULTS / "early_regime" / "collection.json").read_text())["runs"]
                if e["hardware"] == "NVIDIA H200 (batched)"]
     walls: dict = {}
