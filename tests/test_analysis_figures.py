@@ -2,7 +2,8 @@
 relative to the masks-off value; per training batch) built from hand-valued curves.csv analysis
 rows."""
 from repro.records.tables import write_csv
-from repro.report.figures.dynamics import make, make_batch_axis
+from repro.report.figures.dynamics import make
+from repro.report.figures.training_batch import make_batch_axis
 
 
 def analysis_row(rate: float, seed: int, step: int, train_batch: int = 128) -> dict:
@@ -32,7 +33,7 @@ def test_decomposition_figures_and_tables(tmp_path):
     big = [{**r, "train_batch_size": 1024} for r in rows]
     other = [analysis_row(rate, 5, step) for rate in (0.0, 0.1) for step in (0, 1, 200, 300)]
     write_csv(rows + other, tmp_path / "dynamics_decompose" / "curves.csv")   # the batch-128 arm
-    text = "\n".join(make_batch_axis([], big, tmp_path / "dynamics_batch"))
+    text = "\n".join(make_batch_axis([], big, tmp_path / "dynamics_batch", "dynamics_decompose"))
     assert "## Training batch 128" in text and "## Training batch 1024" in text
     assert text.count("| early | grad_norm | 3.0100 ± 0.0000 |") == 2
     for batch in (128, 1024):    # seed 5, not trained at 1024, is left out of the 128 arm

@@ -202,7 +202,7 @@ def test_the_trajectory_claim_is_judged_and_planned_from_constructed_curves(tmp_
     mean -0.05, sd 0.01 * sqrt(8/7) = 0.010690, half-width t(7) 2.365 * 0.010690 / sqrt(8) =
     0.008939: [-0.0589, -0.0411] excludes 0 on the paper's side (lower), and the margin is ours:
     reproduced. The plan from it: 15 seeds (the minimum; 0.013 = margin / 2 is met at 15)."""
-    from repro.report.figures.dynamics import effect_claim_rows
+    from repro.report.figures.training_batch import effect_claim_rows
     claim = BATCH.curve_claims[0]
     assert (claim.effect, claim.metric, claim.phase, claim.sign, claim.ours) == \
         ("trajectory", "grad_direction_variance", "early", -1, True)

@@ -13,7 +13,17 @@ import matplotlib
 from repro.records.tables import read_csv
 from repro.report import claims
 from repro.report.claims import Experiment
-from repro.report.figures import ablation, cells, critic, dynamics, regime_map, regimes, search, summary
+from repro.report.figures import (
+    ablation,
+    cells,
+    critic,
+    dynamics,
+    regime_map,
+    regimes,
+    search,
+    summary,
+    training_batch,
+)
 
 # Runs the ablations take from early_regime instead of repeating them: its no-dropout baseline and
 # the paper's default early dropout (p = 0.1, linear, cutoff 1/6, 3 epochs).
@@ -46,8 +56,8 @@ EXPERIMENTS = {e.name: e for e in (
                arms=(claims.NO_DROPOUT, *claims.SETTINGS)),
     Experiment(name="dynamics_decompose", figures=dynamics.make, glance=dynamics.glance,
                curve_claims=claims.DYNAMICS, arms=("drop.rate=0.0", "drop.rate=0.1")),
-    Experiment(name="dynamics_batch", glance=dynamics.batch_glance,
-               figures=partial(dynamics.make_batch_axis, reference="dynamics_decompose"),
+    Experiment(name="dynamics_batch", glance=training_batch.batch_glance,
+               figures=partial(training_batch.make_batch_axis, reference="dynamics_decompose"),
                curve_claims=claims.BATCH_DYNAMICS,
                arms=("drop.rate=0.0,train.batch_size=1024", "drop.rate=0.1,train.batch_size=1024")),
     Experiment(name="dynamics_mixer", figures=dynamics.make, glance=dynamics.glance),
