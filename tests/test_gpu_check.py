@@ -49,7 +49,8 @@ def test_every_section_writes_its_table_with_provenance(dry_run):
     assert len(list(dry_run.iterdir())) <= 8                   # what a lent machine sends back
     assert table(dry_run, "tests")["summary"]["skipped"] >= 7        # no GPU here: all skipped
     vit = table(dry_run, "vit")
-    assert set(vit["img_per_s"]) == {"ours", "bare", "ours_compiled", "cuda_graphs", "dataloader_eager_amp"}
+    assert set(vit["img_per_s"]) == {"ours", "bare", "bare_on_our_batches", "ours_compiled", "cuda_graphs",
+                                     "dataloader_eager_amp"}
     assert all(v > 0 for v in vit["mfu_vs_measured"].values())
     stream = table(dry_run, "stream")["rates"]
     assert all(r["img_per_s_steady"] > 0 for r in stream.values())

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import socket
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,9 @@ from repro.records.atomic import write_atomic
 from repro.records.logger import MESSAGES
 
 CREATED: list[Path] = []     # the folders this launch created for its run directory, outermost first
+
+
+HOLDER_WAIT = 2.0   # seconds a refused launch waits for the holder's record: it locks, then writes
 
 
 class RunDir:
@@ -120,7 +124,8 @@ class RunDir:
     def hold(self) -> int:
         """Lock .lock and record this process there (see live); the locked descriptor."""
         mine = {"pid": os.getpid(), "host": socket.gethostname()}
-        fd, owner = flock(self.lock), self.holder()
+        fd = flock(self.lock)
+        owner = self.holder() if fd is not None else self.holder(wait=HOLDER_WAIT)
         other = owner not in (None, mine)
         alive = fd is None or other and owner["host"] == mine["host"] and pid_alive(owner["pid"])
         if alive or other and owner["host"] != mine["host"]:
@@ -136,13 +141,18 @@ class RunDir:
         os.ftruncate(fd, os.pwrite(fd, json.dumps(mine).encode(), 0))    # over the old record
         return fd
 
-    def holder(self) -> dict | None:
-        """The pid and host that .lock records; None if there is none (or it is being written)."""
-        try:
-            owner = json.loads(self.lock.read_text())
-            return {"pid": int(owner["pid"]), "host": str(owner["host"])}
-        except (OSError, ValueError, TypeError, KeyError):
-            return None
+    def holder(self, wait: float = 0.0) -> dict | None:
+        """The pid and host that .lock records; None if there is none (or it is being written),
+        after up to `wait` seconds for a launch that holds the lock to write its record."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                owner = json.loads(self.lock.read_text())
+                return {"pid": int(owner["pid"]), "host": str(owner["host"])}
+            except (OSError, ValueError, TypeError, KeyError):
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.05)
 
     def run_id(self) -> str:
         """A random id kept here, so a resumed run continues the same W&B run."""
