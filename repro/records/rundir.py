@@ -1,10 +1,7 @@
 """A run's directory: `RunDir` names its files, reads its status markers and writes its records
-safely; training, batched runs, sweeps, collection and plotting all go through it.
-
-It also makes the directory of a command-line launch. Hydra would create `hydra.run.dir` on every
-rank before any check; instead rank 0 alone creates it (other ranks create nothing: rank 0's is
-the run's), a folder that cannot be made is a one-line error, and the folders a launch created
-are removed again when its run is refused, so that a refused launch leaves nothing behind."""
+safely; training, batched runs, sweeps, collection and plotting all go through it. It also makes a
+command-line launch's directory: rank 0 alone (Hydra would on every rank, before any check), a
+folder that cannot be made is a one-line error, and a refused launch's new folders are removed."""
 from __future__ import annotations
 
 import fcntl
@@ -29,9 +26,6 @@ from repro.records.logger import MESSAGES
 CREATED: list[Path] = []     # the folders this launch created for its run directory, outermost first
 
 
-HOLDER_WAIT = 2.0   # seconds a refused launch waits for the holder's record: it locks, then writes
-
-
 class RunDir:
     """One run's directory. Its files: config.yaml (the resolved config), provenance.json,
     metrics.jsonl (every event: the source of truth), checkpoint.pt (+ .prev), snapshots/,
@@ -45,11 +39,10 @@ class RunDir:
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
-    def __str__(self) -> str:
-        return str(self.path)
-
     def __fspath__(self) -> str:          # wherever a path is taken, a RunDir is one
         return str(self.path)
+
+    __str__ = __fspath__
 
     config = property(lambda self: self.path / "config.yaml")
     metrics = property(lambda self: self.path / "metrics.jsonl")
@@ -74,8 +67,7 @@ class RunDir:
             return None
         done = self.read_json("COMPLETE")
         if done["config_hash"] != config_hash:
-            raise ConfigError(f"{self} holds a finished run of a different config; choose another "
-                              "hydra.run.dir")
+            raise ConfigError(f"{self} holds a finished run of a different config; use another hydra.run.dir")
         if not self.intact(done):
             raise DataError(f"{self.metrics} changed after the run finished (checksum in COMPLETE "
                             "differs): restore it, or delete the directory to run again")
@@ -125,7 +117,7 @@ class RunDir:
         """Lock .lock and record this process there (see live); the locked descriptor."""
         mine = {"pid": os.getpid(), "host": socket.gethostname()}
         fd = flock(self.lock)
-        owner = self.holder() if fd is not None else self.holder(wait=HOLDER_WAIT)
+        owner = self.holder(wait=0.0 if fd is not None else 2.0)   # the holder locks, then writes
         other = owner not in (None, mine)
         alive = fd is None or other and owner["host"] == mine["host"] and pid_alive(owner["pid"])
         if alive or other and owner["host"] != mine["host"]:
@@ -239,14 +231,13 @@ def remove_empty(folders: list[Path]) -> None:
 def warn_if_committed(run_dir: Path) -> None:
     """Warn about a run put in the repository's results/, which holds the committed tables."""
     if run_dir.resolve().is_relative_to(paths.RESULTS):
-        warnings.warn(f"{run_dir} lies in results/, which git tracks: this run's files (all but "
-                      "checkpoints, snapshots and wandb/) become changes to commit. Use outputs/ or "
-                      "runs/ unless the run is meant to be committed")
+        warnings.warn(f"{run_dir} lies in results/, which git tracks: its files (but checkpoints, snapshots, "
+                      "wandb/) become changes to commit. Use outputs/ or runs/ unless it is to be committed")
 
 
 class MakeRunDir(Callback):
-    """Hydra calls this before it makes `hydra.run.dir` (single runs; multirun folders stay
-    Hydra's): rank 0 makes it, other ranks point Hydra at the working directory, which exists."""
+    """Before Hydra makes `hydra.run.dir` (single runs): rank 0 makes it, other ranks point Hydra
+    at the working directory, which exists; multirun folders stay Hydra's."""
 
     def on_run_start(self, config, **kwargs) -> None:
         if distributed.launch_rank():

@@ -1,29 +1,15 @@
-"""Power planning and pre-registration: from an experiment's pilot runs, the number of paired
-seeds each claim needs, written as results/NAME/plan.json and committed before the runs.
+"""Power planning and pre-registration (docs/statistics.md; command line: python -m repro.plan):
+from an experiment's pilot runs, the paired seeds each claim needs, written as results/NAME/plan.json
+(another kind's: plan-<kind>[-<cell>].json) and committed before the runs.
 
-Its command line: python -m repro.plan (repro/plan.py).
-
-For each claim (repro.report.claims) the pilot's paired differences give a standard deviation sd; the
-plan asks for the smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so
-that a null effect lands inside +-margin (equivalence) and the paper's effect excludes 0. A method
-runs as many seeds as its most demanding claim. The verdict later reads exactly this file. A method is
-a (drop.kind, drop.mode) pair, named 'kind/mode', or an arm, a drop setting named as written
-(`drop=early_dropout,drop.rate=0.2`: repro.report.claims.of_method), which the queue runs as that
-grid point.
-
-Runs pair within one hardware kind only, so each kind gets a plan of its own: the folder's first
-plan is plan.json, another kind's is plan-<kind>.json (e.g. plan-nvidia-h200-batched.json).
-A kind without pilot runs of its own may be planned from another kind's pilot
-(--pilot-hardware): the plan says so, and its seeds are fixed before any of its runs.
-
-Claims about the dynamics curves (an Experiment's curve_claims) have no published effect size, so
-no margin and no power calculation: their plan states the seeds per arm (--seeds) and the windows
-before the runs, and their verdicts are reproduced, opposite or inconclusive at those seeds.
-Curve claims with a margin of ours (dynamics_batch) are planned from a pilot of at least
-MIN_PILOT_SEEDS paired seeds on the plan's kind, as above (no --seeds). Before that pilot is in,
---write commits the claims, window, margins and rule as a plan pending its pilot
-(`"status": "pilot pending"`, no seeds); read_plans leaves it out, so no queue, sweep or table
-takes it for a plan, and the kind's own plan is written from the pilot once it is in.
+For each claim the pilot's paired differences give a standard deviation sd; the plan asks for the
+smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so that a null effect
+lands inside +-margin and the paper's effect excludes 0; a method (a 'kind/mode' pair, or an arm: a
+drop setting such as `drop=early_dropout,drop.rate=0.2`, repro.report.claims.of_method) runs as many
+seeds as its most demanding claim. Runs pair within one hardware kind only; a kind without a pilot
+may be planned from another's (--pilot-hardware). Curve claims without a margin state their seeds
+(--seeds); curve claims with one of ours wait for an 8-seed pilot on the plan's kind, committed
+meanwhile as a plan pending its pilot (`"status": "pilot pending"`), which read_plans leaves out.
 """
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
 """The paper's method comparisons: final test accuracy and the full model's final training loss
-per method with paired differences against a baseline, and training curves with the cutoff
-marked. The early regime is the main table (an underfitting model), the late regime the
-overfitting one (standard against late stochastic depth).
-
-Comparisons pair runs within one hardware kind: the tables and figures use the first plan's kind
-(or, without a plan, the kind with most runs); runs of other kinds get tables of their own. Each
-kind with a plan (plan.json, plan-<kind>.json: repro.report.plan) also gets its pre-registered verdicts.
-"""
+per method, paired against a baseline, and training curves with the cutoff marked; the early regime
+(an underfitting model: the main table) and the late one (standard against late s.d.). Runs pair
+within one hardware kind (the first plan's, else the one with most runs; other kinds get tables of
+their own), and each kind with a plan (repro.report.plan) gets its pre-registered verdicts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
