@@ -15,11 +15,12 @@ from conftest import load_script
 
 from repro import paths
 from repro import plan as plan_cli
+from repro.arms import of_method
 from repro.compose import compose_config
 from repro.loop.validate import validate
 from repro.records.tables import write_csv
 from repro.report import launch
-from repro.report.claims import CRITIC, EARLY, NO_DROPOUT, SETTINGS, of_method
+from repro.report.claims import CRITIC, EARLY, NO_DROPOUT, SETTINGS
 from repro.report.experiments import EXPERIMENTS, evidence
 from repro.report.figures import critic, summary
 from repro.report.plan import make_plan, pilot_rows, read_plan

@@ -66,7 +66,8 @@ def test_the_imports_between_modules_form_no_cycle():
 # The layers, bottom up: a module imports modules of its own layer or below. The analysis tools
 # that load a run (measure, batch_axis) sit beside the loop they assemble; the command lines on top.
 LAYERS = (("core", ("repro.errors", "repro.config", "repro.compose", "repro.paths", "repro.schedules",
-                    "repro.layers", "repro.models", "repro.optim", "repro.preemption", "repro.distributed")),
+                    "repro.layers", "repro.models", "repro.optim", "repro.preemption", "repro.distributed",
+                    "repro.arms", "repro.seeding")),
           ("records", ("repro.records",)),
           ("data and measurement", ("repro.data", "repro.analysis")),
           ("training", ("repro.loop", "repro.analysis.measure", "repro.analysis.batch_axis")),

@@ -110,7 +110,7 @@ def test_a_checkpoint_round_trip_continues_as_the_uninterrupted_model():
 
 
 def test_seed_draws_leaves_the_cpu_generator_as_torch_manual_seed_does():
-    from repro.loop.step import seed_draws
+    from repro.seeding import seed_draws
     torch.manual_seed(123)
     expected = torch.get_rng_state()
     torch.manual_seed(7)

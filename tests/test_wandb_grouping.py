@@ -52,3 +52,22 @@ def test_the_cell_keys_are_the_experiment_files_own():
     assert list(cfg.logger.cell) == list(CELL_EXPERIMENTS["regime_study"]) == keys
     assert list(compose_config(["experiment=early_regime"]).logger.cell) == []
     assert "early_regime" not in CELL_EXPERIMENTS
+
+
+def test_a_setting_arm_is_planned_as_the_tables_match_it(tmp_path, monkeypatch):
+    """regime_critic's arms are drop settings (p = 0.2 is not p = 0.1): the W&B plan tag follows
+    repro.arms.of_method on the run's folder name, as the plans and tables do."""
+    from repro.records.logger import grouping
+    plan = {"experiment": "regime_critic", "hardware": "unknown", "comparisons": [],
+            "seeds": {"drop=early_dropout,drop.rate=0.2": 3, "none/standard": 5}}
+    (tmp_path / "regime_critic").mkdir()
+    (tmp_path / "regime_critic" / "plan.json").write_text(json.dumps(plan))
+    monkeypatch.setattr(paths, "RESULTS", tmp_path)
+
+    def tag(folder: str, kind: str, mode: str, rate: float, seed: int) -> str:
+        config = {"name": "regime_critic", "seed": seed, "drop": {"kind": kind, "mode": mode, "rate": rate}}
+        return grouping(config, tmp_path / folder)["plan"]
+    assert tag("drop.rate=0.2,drop=early_dropout,seed=2", "dropout", "early", 0.2, 2) == "plan.json"
+    assert tag("drop.rate=0.2,drop=early_dropout,seed=3", "dropout", "early", 0.2, 3) == "unplanned"
+    assert tag("drop=early_dropout,seed=2", "dropout", "early", 0.1, 2) == "unplanned"  # another arm
+    assert tag("drop=none,seed=4", "none", "standard", 0.0, 4) == "plan.json"

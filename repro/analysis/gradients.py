@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
+from repro.seeding import seed_draws
+
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -107,7 +109,7 @@ def minibatch_gradients(model: nn.Module, loss_fn: Callable, batches: Batches, n
     grads = torch.empty(num, num_trainable(model), device=device) if out is None else out
     with isolated(model):
         if seed is not None:
-            torch.manual_seed(seed)
+            seed_draws(seed, device)
         model.train(train_mode)
         count = 0
         for (x, y), row in zip(batches, grads):

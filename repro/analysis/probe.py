@@ -40,8 +40,9 @@ from repro.analysis.metrics import (
     noise_to_signal,
     subset_error,
 )
-from repro.data.loader import eval_batches, mix_seed
+from repro.data.loader import eval_batches
 from repro.records import checkpoint
+from repro.seeding import mix_seed
 
 PROBE = 0x70726F6265   # leads every probe seed, so none equals a training seed (mix_seed(seed, ...))
 DECOMPOSED = ("grad_norm", "grad_direction_variance", "grad_direction_error", "noise_to_signal")

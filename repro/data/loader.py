@@ -11,14 +11,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix64-style), so nearby inputs give unrelated streams."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = ((h ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
+from repro.seeding import mix_seed
 
 
 def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:

@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from repro.data.loader import mix_seed
 from repro.errors import DataError
 from repro.preemption import quiet_worker
+from repro.seeding import mix_seed
 
 
 def worker_count(workers: int | None) -> int:

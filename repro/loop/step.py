@@ -13,20 +13,11 @@ import numpy as np
 import torch
 from timm.scheduler.scheduler import Scheduler
 
-from repro.data.loader import mix_seed
 from repro.distributed import SINGLE, World
 from repro.loop.evaluate import evaluate
 from repro.records.logger import MetricsLog
 from repro.schedules import DropController
-
-
-def seed_draws(seed: int, device: torch.device) -> None:
-    """What torch.manual_seed(seed) does for a step on `device`: seed the CPU generator and, on a
-    GPU, the CUDA ones. On a CUDA build without a GPU torch.manual_seed also queues a lazy CUDA
-    seeding with a captured stack trace: ~1 ms a step, most of the loop's overhead there."""
-    torch.default_generator.manual_seed(seed)
-    if device.type == "cuda":
-        torch.cuda.manual_seed_all(seed)
+from repro.seeding import mix_seed, seed_draws
 
 
 @dataclass(eq=False, kw_only=True)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from repro import paths
+from repro.arms import method_of, of_method
 from repro.records.provenance import hardware_kind
 
 MESSAGES = logging.getLogger("repro")
@@ -106,7 +107,8 @@ class MetricsLog:
 def grouping(config: dict, run_dir: Path) -> dict:
     """What results/ groups a run by: its experiment, cell (the values of the keys its config's
     logger.cell names), arm (drop kind/mode and rate), seed, the plan file that governs
-    it (results/NAME/plan*.json for its kind and cell, when its arm and seed are in the plan; else
+    it (results/NAME/plan*.json for its kind and cell, when the run is of one of the plan's arms,
+    matched as the tables match them (repro.arms.of_method), and its seed is in the plan; else
     'unplanned') and numerics kind (provenance.hardware_kind, from the run's provenance.json)."""
     flat, name = flatten(config), config.get("name")
     cell = {key: flat.get(key) for key in config.get("logger", {}).get("cell") or ()}
@@ -116,8 +118,9 @@ def grouping(config: dict, run_dir: Path) -> dict:
     plans = [{**json.loads(p.read_text()), "file": p.name}
              for p in (paths.RESULTS / str(name)).glob("plan*.json")]
     plan = next((p for p in plans if p["hardware"] == kind and p.get("cell") == (cell or None)), None)
-    arms = (f"{drop['kind']}/{drop['mode']}", f"drop.rate={drop['rate']}")
-    seeds = max([n for arm, n in (plan or {}).get("seeds", {}).items() if arm in arms], default=0)
+    row = {"run": run_dir.name, "drop.kind": drop["kind"], "drop.mode": drop["mode"]}
+    seeds = max([n for arm, n in (plan or {}).get("seeds", {}).items() if of_method(row, method_of(arm))],
+                default=0)
     return {"experiment": name, "cell": ",".join(f"{k}={v}" for k, v in cell.items()) or "-",
             "arm": f"{drop['kind']}/{drop['mode']} rate {drop['rate']}", "seed": flat.get("seed"),
             "plan": plan["file"] if plan and flat.get("seed", 0) < seeds else "unplanned",

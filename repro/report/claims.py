@@ -9,34 +9,12 @@ from dataclasses import dataclass
 from omegaconf import OmegaConf
 
 from repro import paths
+from repro.arms import method_key
 
 NONE = ("none", "standard")
 DROPOUT, DROP_PATH = ("dropout", "standard"), ("drop_path", "standard")
 EARLY_DROPOUT, EARLY_DROP_PATH = ("dropout", "early"), ("drop_path", "early")
 LATE_DROPOUT, LATE_DROP_PATH = ("dropout", "late"), ("drop_path", "late")
-
-
-def method_key(method: tuple | str) -> str:
-    """A method as plans name it: 'kind/mode', or an arm as written."""
-    return method if isinstance(method, str) else "/".join(method)
-
-
-def method_of(key: str) -> tuple | str:
-    """The method a plan's name stands for (method_key's inverse): an arm holds '='."""
-    return key if "=" in key else tuple(key.split("/"))
-
-
-def drop_setting(overrides: str) -> list[str]:
-    """The drop overrides (`drop=...`, `drop.*=...`) of a run's name or an arm, sorted."""
-    return sorted(o for o in overrides.split(",") if o.partition("=")[0].split(".")[0] == "drop")
-
-
-def of_method(row: dict, method: tuple | str) -> bool:
-    """Whether a runs.csv row is a run of `method`: a (drop.kind, drop.mode) pair, or an arm (a drop
-    setting, e.g. "drop=early_dropout,drop.rate=0.2") whose drop overrides its run's name has exactly."""
-    if isinstance(method, str):
-        return drop_setting(row["run"]) == drop_setting(method)
-    return (row["drop.kind"], row["drop.mode"]) == method
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from an experiment's pilot runs, the paired seeds each claim needs, written as r
 For each claim the pilot's paired differences give a standard deviation sd; the plan asks for the
 smallest n >= --min-seeds with t_{0.975,n-1} * sd / sqrt(n) <= margin / 2, so that a null effect
 lands inside +-margin and the paper's effect excludes 0; a method (a 'kind/mode' pair, or an arm: a
-drop setting such as `drop=early_dropout,drop.rate=0.2`, repro.report.claims.of_method) runs as many
+drop setting such as `drop=early_dropout,drop.rate=0.2`, repro.arms) runs as many
 seeds as its most demanding claim. Runs pair within one hardware kind only; a kind without a pilot
 may be planned from another's (--pilot-hardware). Curve claims without a margin state their seeds
 (--seeds); curve claims with one of ours wait for an 8-seed pilot on the plan's kind, committed
@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+from repro.arms import method_key, method_of, of_method
 from repro.records.tables import read_csv
 from repro.report.claims import (
     CELL_CLAIMS,
@@ -24,9 +25,6 @@ from repro.report.claims import (
     Claim,
     Experiment,
     cell_regime,
-    method_key,
-    method_of,
-    of_method,
 )
 from repro.report.stats import mean_ci, paired_differences, sample_sd, seeds_needed
 

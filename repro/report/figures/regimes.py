@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.arms import of_method
 from repro.report import claims as paper
-from repro.report.claims import NONE, Claim, of_method
+from repro.report.claims import NONE, Claim
 from repro.report.figures.common import fmt, group_by, mean_ci, paired, plt, save, verdict
 from repro.report.ledger import hardware_kinds, rows_on
 from repro.report.plan import read_plan, read_plans
@@ -46,7 +47,7 @@ LATE = Regime(
 
 
 def by_method(regime: Regime, rows: list[dict]) -> dict:
-    """The rows of each of the regime's methods that has any (repro.report.claims.of_method)."""
+    """The rows of each of the regime's methods that has any (repro.arms.of_method)."""
     return {key: found for key in regime.methods if (found := [r for r in rows if of_method(r, key)])}
 
 
