@@ -186,3 +186,23 @@ def test_where_sorts_each_cells_claims_by_what_their_verdicts_say(tmp_path):
     assert "late dropout raises test accuracy over standard dropout (0.60 ± 0.25 pp; 3 of 3 planned seeds: " \
            "reproduced)" in holds
     assert under.startswith("**Width 48, 60000 images (underfitting") and "late dropout" not in under
+
+
+def test_a_cell_with_only_its_no_dropout_runs_shows_its_gap_and_claims_nothing_yet(tmp_path):
+    """A cell in between, its no-dropout runs in first (they decide the regime): the table gives the
+    gap (exactly 8 pp: between) and its claims with no number; the glance and the README's summary
+    list no verdict for it, only what has not run."""
+    runs = pilot()
+    folder = write_plans(tmp_path, runs)
+    between = [row((48, 10000), "none", seed, 0.80 + 0.01 * seed, 0.88 + 0.01 * seed) for seed in range(3)]
+    text = "\n".join(STUDY.figures(runs + between, [], folder))
+    cell = text.split("## model.embed_dim=48, data.train_subset=10000")[1].split("## ")[0]
+    assert "No-dropout train - test gap: 8.00 ± 0.00 pp over 3 seeds: between (no plan yet)" in cell
+    assert "| early dropout raises test accuracy | - | 0, unplanned |" in cell and "nan" not in cell
+    assert not [r for r in STUDY.glance(runs + between, [], folder) if "10000" in r["claim"]]
+    summary = "\n".join(cells.where(runs + between, folder))
+    summary = summary.split("**Width 48, 10000 images")[1].split("\n\n")[0]
+    assert summary.startswith(" (between: no-dropout gap 8.00 ± 0.00 pp, 3 seeds)")
+    assert "- Holds: none.\n- Does not hold (opposite, or no effect as large as the margin): none.\n" \
+           "- Undecided: none.\n- Not run yet (no paired runs): early dropout raises test accuracy; " \
+           "early s.d. raises test accuracy." in summary

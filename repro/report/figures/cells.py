@@ -85,11 +85,11 @@ def make(runs: list[dict], curves: list[dict], out: Path) -> list[str]:
 
 
 def glance(runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
-    """Per hardware kind and cell, each claim's row, the cell named in the claim."""
+    """Per hardware kind and cell, each claim's row with paired runs, the cell named in the claim."""
     return [{**row, "base": row["claim"], "claim": f"{row['claim']} [{w} x {s}, {regime_of(rows, plan)}]",
              "scale": scale_text(rows)}
             for kind in hardware_kinds(runs) for (w, s), rows, plan in cells_on(runs, kind, out)
-            for row in glance_on(regime_for(rows, plan), rows, plan, kind)]
+            for row in glance_on(regime_for(rows, plan), rows, plan, kind) if row["n"]]
 
 
 # Verdict words by what they say of the claim in a cell (repro.report.stats.interval_word)
@@ -119,8 +119,10 @@ def where(runs: list[dict], out: Path) -> list[str]:
                          f"{fmt(g, h, 100)} pp, {n} seeds), on {kind}.**")
             for label, words in (("Holds", HOLDS), ("Does not hold (opposite, or no effect as large as the "
                                                        "margin)", FAILS), ("Undecided", ())):
-                said = [r for r in judged if said_by(r["verdict"], words)]
+                said = [r for r in judged if r["n"] and said_by(r["verdict"], words)]
                 lines.append(f"- {label}: " + ("; ".join(map(stated, said)) or "none") + ".")
+            if unrun := [r["claim"] for r in judged if not r["n"]]:
+                lines.append(f"- Not run yet (no paired runs): {'; '.join(unrun)}.")
             lines.append("")
     return lines[:-1]
 
