@@ -85,9 +85,8 @@ def judged(claim: Claim, methods: dict, planned: dict | None, kind) -> dict:
     else:
         d, h, n = claim_diff(claim, methods)
         word, past, seeds = verdict(d, h, claim.sign, claim.margin, claim.ours), "-", f"{n}, unplanned"
-    effect = fmt(d, h, scale, digits) + unit if n else "-"
-    return {"claim": claim.text, "verdict": word, "effect": effect, "seeds": seeds,
-            "past": past, "hardware": kind, "diff": d * scale, "half": h * scale, "n": n,
+    return {"claim": claim.text, "verdict": word, "effect": fmt(d, h, scale, digits) + unit if n else "-",
+            "seeds": seeds, "past": past, "hardware": kind, "diff": d * scale, "half": h * scale, "n": n,
             "margin": claim.margin * scale, "sign": claim.sign, "ours": claim.ours, "metric": claim.metric,
             "planned": bool(planned)}
 
