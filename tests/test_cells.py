@@ -206,3 +206,16 @@ def test_a_cell_with_only_its_no_dropout_runs_shows_its_gap_and_claims_nothing_y
     assert "- Holds: none.\n- Does not hold (opposite, or no effect as large as the margin): none.\n" \
            "- Undecided: none.\n- Not run yet (no paired runs): early dropout raises test accuracy; " \
            "early s.d. raises test accuracy." in summary
+
+
+def test_the_map_writes_each_cells_effect_or_why_it_has_none(tmp_path):
+    runs = pilot() + [row((48, 10000), "none", seed, 0.80, 0.88) for seed in range(3)]
+    effects, texts = cells.map_cells(cells.cells_on(runs, KIND, tmp_path), KIND)       # unplanned
+    late = (("dropout", "late"), ("dropout", "standard"))
+    assert effects[late, OVER] == pytest.approx(0.6)          # +0.5, +0.6, +0.7 pp
+    assert texts[late, OVER] == "0.60 ± 0.25 pp, 3 seeds\nreproduced\n" \
+                                "overfitting, gap 25.0 pp"
+    assert texts[late, UNDER] == "not claimed in this regime\nunderfitting, gap 1.0 pp"
+    early = (("dropout", "early"), ("none", "standard"))
+    assert texts[early, (48, 10000)] == "no paired runs yet\nbetween, gap 8.0 pp"
+    assert (early, (48, 10000)) not in effects and (late, UNDER) not in effects

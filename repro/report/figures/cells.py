@@ -127,13 +127,10 @@ def where(runs: list[dict], out: Path) -> list[str]:
     return lines[:-1]
 
 
-def plot_map(runs: list[dict], out: Path) -> None:
-    """One panel per claim family: each cell's paired test-accuracy effect (pp; colour on a
-    symmetric scale shared by all panels), its interval, seeds, verdict and no-dropout gap. Text is
-    black on light cells and white on dark ones."""
-    kind = hardware_kinds(runs)[0]
-    cells = cells_on(runs, kind, out)
-    widths, sizes = sorted({w for (w, _), _, _ in cells}), sorted({s for (_, s), _, _ in cells})
+def map_cells(cells: list, kind) -> tuple[dict, dict]:
+    """Per (claim family, cell): the effect in pp where the cell has paired runs, and the text the
+    map writes in it: the effect, interval, seeds and verdict, or that it has no paired runs yet or
+    that its regime does not claim the family; then the regime and the no-dropout gap."""
     texts, effects = {}, {}
     for cell, rows, plan in cells:
         regime = regime_for(rows, plan)
@@ -142,22 +139,35 @@ def plot_map(runs: list[dict], out: Path) -> None:
         for family in FAMILIES:
             claim = paper.Claim("", family[0], family[1], "test_acc", +1, 0.0, "")
             d, h, n = claim_diff(claim, group_by(rows, "drop.kind", "drop.mode"))
+            said = judged.get(family)
             if n:
                 effects[family, cell] = 100 * d
-                texts[family, cell] = (f"{fmt(d, h, 100)} pp, {n} seeds\n"
-                                       f"{judged.get(family, 'not claimed in this regime')}\n"
-                                       f"{regime_of(rows, plan)}, gap {100 * gap(rows)[0]:.1f} pp")
+                said = f"{fmt(d, h, 100)} pp, {n} seeds\n{said or 'not claimed in this regime'}"
+            else:
+                said = "no paired runs yet" if said else "not claimed in this regime"
+            texts[family, cell] = f"{said}\n{regime_of(rows, plan)}, gap {100 * gap(rows)[0]:.1f} pp"
+    return effects, texts
+
+
+def plot_map(runs: list[dict], out: Path) -> None:
+    """One panel per claim family (map_cells): each cell's paired test-accuracy effect (pp; colour on
+    a symmetric scale shared by all panels) and its text, black on light cells and white on dark ones."""
+    kind = hardware_kinds(runs)[0]
+    cells = cells_on(runs, kind, out)
+    widths, sizes = sorted({w for (w, _), _, _ in cells}), sorted({s for (_, s), _, _ in cells})
+    effects, texts = map_cells(cells, kind)
     limit = max([abs(d) for d in effects.values()], default=1.0) or 1.0
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(2, 3, figsize=(15, 3 + 5 * len(widths)), squeeze=False, layout="constrained")
     cmap = plt.get_cmap("RdBu")
     for ax, family in zip(axes.flat, FAMILIES):
         grid = [[effects.get((family, (w, s)), math.nan) for s in sizes] for w in widths]
         image = ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, origin="lower", aspect="auto")
-        for (fam, (w, s)), d in effects.items():
+        for (fam, (w, s)), text in texts.items():
             if fam == family:
-                r, g, b, _ = cmap(0.5 + 0.5 * d / limit)
-                ax.text(sizes.index(s), widths.index(w), wrap(texts[fam, (w, s)]), ha="center", va="center",
-                        fontsize=7, color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
+                r, g, b, _ = cmap(0.5 + 0.5 * effects.get((fam, (w, s)), 0.0) / limit)
+                dark = 0.299 * r + 0.587 * g + 0.114 * b <= 0.5
+                ax.text(sizes.index(s), widths.index(w), wrap(text, 68 // len(sizes)), ha="center",
+                        va="center", fontsize=7 if len(sizes) < 4 else 6, color="white" if dark else "black")
         ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
         ax.set_yticks(range(len(widths)), [str(w) for w in widths])
         ax.set_xlabel("training images")
