@@ -22,7 +22,7 @@ from repro.records.tables import write_csv
 from repro.report import launch
 from repro.report.claims import CRITIC, EARLY, NO_DROPOUT, SETTINGS
 from repro.report.experiments import EXPERIMENTS, evidence
-from repro.report.figures import critic, summary
+from repro.report.figures import settings, summary
 from repro.report.plan import make_plan, pilot_rows, read_plan
 from repro.report.stats import seeds_needed
 
@@ -190,8 +190,9 @@ def test_a_pilot_half_in_and_no_runs_at_all_break_nothing(tmp_path, monkeypatch,
     folder = tmp_path / "regime_critic"
     folder.mkdir()
     first = [r for r in verdict_runs() if r["drop.kind"] == "none"]
-    critic.make(first, [], folder)
-    assert {r["verdict"] for r in critic.glance(first, [], folder)} == {"inconclusive (no paired runs)"}
+    settings.make(settings.CRITIC, first, [], folder)
+    verdicts = {r["verdict"] for r in settings.glance(settings.CRITIC, first, [], folder)}
+    assert verdicts == {"inconclusive (no paired runs)"}
     empty = tmp_path / "empty" / "regime_critic"
     empty.mkdir(parents=True)
     (empty / "NEXT_GPU.md").write_text("the next window")
