@@ -68,6 +68,10 @@ def test_the_plan_and_the_verdict_follow_from_hand_computed_differences(tmp_path
     folder = tmp_path / "late_timing"
     folder.mkdir()
     (folder / "plan.json").write_text(json.dumps(plan))
+    seconds = {"late": lambda seed: 120.0 + seed, "standard": lambda seed: 100.0}    # s per run
+    (folder / "collection.json").write_text(json.dumps({"runs": [
+        {"run": r["run"], "hardware": KIND, "wall_s_last_launch": seconds[r["drop.mode"]](r["seed"])}
+        for r in pilot]}))
     text = "\n".join(EXPERIMENT.figures(pilot, [], folder))
     assert "| standard s.d., r = 0.4 | 8 | 74.35 ±" in text
     line = next(ln for ln in text.splitlines() if ln.startswith(f"| {TIMING[0].text} |"))
@@ -76,3 +80,7 @@ def test_the_plan_and_the_verdict_follow_from_hand_computed_differences(tmp_path
     [row] = settings.glance(settings.TIMING, pilot, [], folder)
     assert row["base"] == TIMING[0].text and row["planned"] and row["n"] == 8
     assert (folder / "late_timing.png").is_file()
+    cost = (folder / "cost.md").read_text()                    # medians: 100 and 123.5; both: 110
+    assert f"| {KIND} | standard s.d., r = 0.4 | 8 | 100 |\n" \
+           f"| {KIND} | late s.d., r = 0.4 after 1/6 | 8 | 124 |" in cost
+    assert f"| plan.json | {KIND} | 30 | 110 | {30 * 110 / 3600:.1f} |" in cost

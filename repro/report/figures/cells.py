@@ -6,14 +6,13 @@ unplanned rule, marked); the map figure (one panel per claim family, each cell's
 and verdict); and cost.md, the measured seconds per run and what each plan still costs."""
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 
 from repro.report import claims as paper
 from repro.report.claims import CELL_CLAIMS, CELL_EXPERIMENTS, NONE, cell_regime
-from repro.report.figures.common import fmt, group_by, plt, save
+from repro.report.figures.common import fmt, group_by, plt, save, wall_times
 from repro.report.figures.regimes import (
     Regime,
     claim_diff,
@@ -183,23 +182,16 @@ def wrap(text: str, width: int = 34) -> str:
     return "\n".join(part for line in text.split("\n") for part in textwrap.wrap(line, width))
 
 
-def wall_times(out: Path) -> dict:
-    """Measured seconds per run, by (hardware kind, cell, drop option), from collection.json."""
-    path = out / "collection.json"
-    entries = json.loads(path.read_text())["runs"] if path.is_file() else []
-    times: dict = {}
-    for e in entries:
-        parts = dict(p.split("=", 1) for p in e["run"].split(","))
-        if e.get("wall_s_last_launch"):
-            key = (e["hardware"], (int(parts[WIDTH]), int(parts[SIZE])), parts["drop"])
-            times.setdefault(key, []).append(e["wall_s_last_launch"])
-    return times
+def cell_and_drop(run: str) -> tuple:
+    """A run's cell and drop option, from its name."""
+    parts = dict(p.split("=", 1) for p in run.split(","))
+    return (int(parts[WIDTH]), int(parts[SIZE])), parts["drop"]
 
 
 def write_cost(out: Path) -> None:
     """cost.md: the measured seconds per run of each kind, cell and arm, and each plan's cost
     (its runs x the cell's median seconds per run), built from the tables like everything else."""
-    times = wall_times(out)
+    times = {(k, *key): t for (k, key), t in wall_times(out / "collection.json", cell_and_drop).items()}
     lines = ["# regime_study: cost", "",
              "| hardware | cell (width x images) | arm | runs | median s per run |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {c[0]} x {c[1]} | {arm} | {len(t)} | {statistics.median(t):.0f} |"

@@ -2,7 +2,9 @@
 (statistics live in repro.report.stats)."""
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -48,3 +50,13 @@ def settings_row(claim: str, results: list[tuple[float, float, int]], hardware) 
             "effect": f"{min(diffs):+.2f} to {max(diffs):+.2f} pp",
             "seeds": "-".join(str(n) for n in (seeds[0], seeds[-1])[:len(seeds)]) + " per setting",
             "hardware": hardware, "n": min(seeds), "paper": "stated in words, no number"}
+
+
+def wall_times(collection: Path, key: Callable[[str], object]) -> dict:
+    """Measured seconds per run (its last launch, collection.json) by (hardware kind, key(its name));
+    empty without the file."""
+    times: dict = {}
+    for e in json.loads(collection.read_text())["runs"] if collection.is_file() else []:
+        if e.get("wall_s_last_launch"):
+            times.setdefault((e["hardware"], key(e["run"])), []).append(e["wall_s_last_launch"])
+    return times

@@ -6,13 +6,16 @@ and training loss, and each claim's verdict by that kind's plan where it has one
 rule, marked; and a figure of each claim's effect with its interval, the +-margin band and the verdict."""
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.arms import of_method
 from repro.report import claims
 from repro.report.figures.cells import gap_text
-from repro.report.figures.common import plt, save
+from repro.report.figures.common import plt, save, wall_times
 from repro.report.figures.regimes import (
     Regime,
     by_method,
@@ -23,7 +26,7 @@ from repro.report.figures.regimes import (
 )
 from repro.report.figures.summary import draw_panel
 from repro.report.ledger import hardware_kinds, rows_on
-from repro.report.plan import read_plan
+from repro.report.plan import read_plan, read_plans
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,9 +71,11 @@ def make(settings: Settings, runs: list[dict], curves: list[dict], out: Path) ->
         lines += [f"## On {kind}", "", settings.premise(rows), "", *methods_table(regime, methods), ""]
         lines += planned_lines(regime, methods, plan) if plan else unplanned_lines(regime, rows, kind)
     plot(settings, glance(settings, runs, curves, out)[:len(regime.claims)], out)
+    write_cost(regime, out)
     return lines + ["Means ± 95% t-intervals over seeds; differences paired by seed within one hardware "
                     "kind. The arms, claims and margins: repro/report/claims.py; the figure: "
-                    f"{regime.stem}.png, on the kind with most runs."]
+                    f"{regime.stem}.png, on the kind with most runs; seconds per run and what each plan "
+                    "costs: cost.md."]
 
 
 def glance(settings: Settings, runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
@@ -88,3 +93,25 @@ def plot(settings: Settings, rows: list[dict], out: Path) -> None:
     draw_panel(ax, settings.axis, [{**row, "folder": settings.regime.stem} for row in rows])
     fig.subplots_adjust(left=0.31, right=0.72, top=1 - 0.45 / height, bottom=0.6 / height)
     save(fig, out, settings.regime.stem)
+
+
+def write_cost(regime: Regime, out: Path) -> None:
+    """cost.md: the measured seconds per run of each kind and arm, and each plan's cost (its runs x the
+    kind's median seconds per run), built from the tables like everything else."""
+    labels = [*regime.methods.values(), "another arm"]
+    times = wall_times(out / "collection.json", lambda run: next(
+        (label for arm, label in regime.methods.items() if of_method({"run": run}, arm)), labels[-1]))
+    lines = [f"# {regime.stem}: cost", "", "| hardware | arm | runs | median s per run |",
+             "|---|---|---|---|"]
+    lines += [f"| {kind} | {arm} | {len(t)} | {statistics.median(t):.0f} |" for (kind, arm), t in
+              sorted(times.items(), key=lambda item: (item[0][0], labels.index(item[0][1])))]
+    lines += ["", "| plan | hardware | runs planned | s per run (median, every arm) | core- or GPU-hours |",
+              "|---|---|---|---|---|"]
+    for plan in read_plans(out):
+        measured = [t for (kind, _), ts in times.items() if kind == plan["hardware"] for t in ts]
+        per_run, runs = statistics.median(measured) if measured else math.nan, sum(plan["seeds"].values())
+        lines.append(f"| {plan['file']} | {plan['hardware']} | {runs} | {per_run:.0f} | "
+                     f"{runs * per_run / 3600:.1f} |")
+    lines += ["", "A plan's runs count its pilot's. On a seed-batched kind a run's seconds are its "
+              "process's, shared by the seeds it trained."]
+    (out / "cost.md").write_text("\n".join(lines) + "\n")

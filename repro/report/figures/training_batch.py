@@ -3,14 +3,13 @@ effect at training batch 1024, the axis's tables and figures beside dynamics_dec
 runs per numerics kind, its glance row and cost.md (what its plan costs per hardware kind)."""
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 
 from repro.records.tables import read_csv
 from repro.report.claims import BATCH_DYNAMICS
-from repro.report.figures.common import fmt, group_by, mean_ci, verdict
+from repro.report.figures.common import fmt, group_by, mean_ci, verdict, wall_times
 from repro.report.figures.decomposition import (
     DECOMPOSED,
     EFFECTS,
@@ -136,12 +135,7 @@ def batch_glance(runs: list[dict], curves: list[dict], out: Path) -> list[dict]:
 def arm_times(collection: Path) -> dict:
     """{(hardware, arm): [seconds per run]} from a collection.json; the arm is the run's name
     without its seed."""
-    times: dict = {}
-    for e in json.loads(collection.read_text())["runs"] if collection.is_file() else []:
-        if e.get("wall_s_last_launch"):
-            arm = ",".join(p for p in e["run"].split(",") if not p.startswith("seed="))
-            times.setdefault((e["hardware"], arm), []).append(e["wall_s_last_launch"])
-    return times
+    return wall_times(collection, lambda run: ",".join(o for o in run.split(",") if o[:5] != "seed="))
 
 
 def write_cost(out: Path, analysis: list[dict]) -> None:
