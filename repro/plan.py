@@ -94,6 +94,13 @@ def main():
         if args.write and pending_note(folder):
             refuse(ConfigError(f"{folder}{pending_note(folder)}: nothing to write before a kind's pilot "
                                "is in"))
+    short = [c for c in plan.get("comparisons", []) if len(c.get("pilot_seeds", range(MIN_PILOT_SEEDS)))
+             < MIN_PILOT_SEEDS]                       # curve plans without a pilot state their seeds
+    if args.write and short and plan.get("status") != PENDING:
+        c, n = short[0], MIN_PILOT_SEEDS
+        refuse(ConfigError(f"the pilot has {len(c['pilot_seeds'])} paired seeds for '{c['claim']}'; a plan "
+                           f"needs {n} (3-seed pilots here underestimated the spread about 2x): run seeds "
+                           f"0-{n - 1} of {c['method']} and {c['baseline']} first"))
     existing = read_plan(folder, args.hardware, cell)
     if args.write and existing is not None:
         refuse(ConfigError(f"{folder}/{existing['file']} already plans {args.hardware!r}"

@@ -92,14 +92,23 @@ def write_plans(results, runs):
 
 
 def test_the_plan_cli_writes_one_file_per_cell_and_refuses_a_rewrite(tmp_path, monkeypatch, capsys):
+    """Seeds 3-7 repeat seed 0's runs: an 8-seed pilot, the least a plan is written from."""
     folder = tmp_path / "results" / "regime_study"
     folder.mkdir(parents=True)
-    write_csv(pilot(), folder / "runs.csv")
+    runs = pilot()
+    more = [{**r, "seed": s, "run": r["run"].replace("seed=0", f"seed={s}")}
+            for r in runs if r["seed"] == 0 for s in range(3, 8)]
+    write_csv(runs + [r for r in more if r["drop.kind"] == "none" or r["seed"] < 7], folder / "runs.csv")
     monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
 
     def main(*args):
         monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--hardware", KIND, *args, "--write"])
         plan_cli.main()
+    with pytest.raises(SystemExit) as refused:                  # seed 7 of no dropout alone: 7 pairs
+        main("--cell", "model.embed_dim=48,data.train_subset=1000")
+    assert refused.value.code == 2 and "the pilot has 7 paired seeds for 'early dropout raises test " \
+        "accuracy'; a plan needs 8" in capsys.readouterr().err and not list(folder.glob("plan*"))
+    write_csv(runs + more, folder / "runs.csv")
     main("--cell", "model.embed_dim=48,data.train_subset=1000")
     main("--cell", "model.embed_dim=48,data.train_subset=60000")
     assert not (folder / "plan.json").exists()
