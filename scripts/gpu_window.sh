@@ -21,7 +21,8 @@
 # PILOT_BATCHED="regime_critic,..." (PILOT_S seconds each): an experiment's pilot, seeds 0-7 of every
 # arm (repro.report.plan.MIN_PILOT_SEEDS), seed-batched (up to SEEDS_PER_JOB seeds of an arm a
 # process, JOBS processes: scripts/sweep.py --batched); once every pilot run has finished, this GPU's
-# batched kind's plan from it (python -m repro.plan NAME --hardware KIND --write); and no queue: a
+# batched kind's plan from it (python -m repro.plan NAME --hardware KIND --write; for an experiment
+# of cells such as regime_study, --cell all: every cell whose pilot is in); and no queue: a
 # plan is committed before the runs it governs, so its planned seeds run in a later window
 # (ONLY=NAME) once the plan, back in results.tgz, is committed. Log: OUT_DIR/pilot-NAME.log.
 # The steps: results/regime_critic/NEXT_GPU.md.
@@ -81,8 +82,9 @@ for name in ${PILOT_BATCHED//,/ }; do
         say "$name: the pilot did not finish (exit $rc): no plan; a later window resumes it" | tee -a "$LOG"
         continue
     fi
-    say "plan: python -m repro.plan $name --hardware '$KIND' $WRITE" | tee -a "$LOG"
-    "$PYTHON" -m repro.plan "$name" --hardware "$KIND" $WRITE >> "$LOG" 2>&1   # refused if already planned
+    CELLS=$("$PYTHON" -c "from repro.report.experiments import EXPERIMENTS as E; print('--cell all' * bool(E['$name'].cell))")
+    say "plan: python -m repro.plan $name --hardware '$KIND' $CELLS $WRITE" | tee -a "$LOG"
+    "$PYTHON" -m repro.plan "$name" --hardware "$KIND" $CELLS $WRITE >> "$LOG" 2>&1   # refused if already planned
 done
 if [ -n "$PILOT_BATCHED" ]; then
     say "no queue: this window wrote the plans of $PILOT_BATCHED; their seeds run in a later window, once committed"

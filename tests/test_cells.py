@@ -228,3 +228,35 @@ def test_the_map_writes_each_cells_effect_or_why_it_has_none(tmp_path):
     early = (("dropout", "early"), ("none", "standard"))
     assert texts[early, (48, 10000)] == "no paired runs yet\nbetween, gap 8.0 pp"
     assert (early, (48, 10000)) not in effects and (late, UNDER) not in effects
+
+
+def test_cell_all_plans_every_cell_whose_pilot_is_in_and_names_the_others(tmp_path, monkeypatch, capsys):
+    """A GPU window's one plan command: the cells without a plan on the kind get one when their pilot
+    has 8 paired seeds; a cell with its no-dropout runs alone (no early arm yet) is named and left."""
+    folder = tmp_path / "results" / "regime_study"
+    folder.mkdir(parents=True)
+    runs = pilot()
+    runs += [{**r, "seed": s, "run": r["run"].replace("seed=0", f"seed={s}")}
+             for r in runs if r["seed"] == 0 for s in range(3, 8)]
+    runs += [row((48, 10000), "none", seed, 0.80, 0.88) for seed in range(8)]
+    write_csv(runs, folder / "runs.csv")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--hardware", KIND, "--cell", "all", "--write"])
+    plan_cli.main()
+    assert [p["cell"]["data.train_subset"] for p in read_plans(folder)] == [1000, 60000]
+    err = capsys.readouterr().err
+    assert "cell {'model.embed_dim': 48, 'data.train_subset': 10000}: no plan: the pilot has 0 paired " \
+           "seeds for 'early dropout raises test accuracy'" in err
+    before = {p.name: p.read_bytes() for p in folder.glob("plan*.json")}
+    plan_cli.main()                                              # again: the short cell alone
+    assert {p.name: p.read_bytes() for p in folder.glob("plan*.json")} == before
+    assert capsys.readouterr().err.count("no plan: the pilot has 0 paired seeds") == 1
+    monkeypatch.setattr("sys.argv", ["plan", "regime_study", "--hardware", "tpu", "--cell", "all", "--write"])
+    plan_cli.main()                                              # a kind with no runs of its own
+    assert "no cell that runs on 'tpu' span lacks a plan on 'tpu'" in capsys.readouterr().err
+    monkeypatch.setattr("sys.argv", ["plan", "regime_critic", "--hardware", KIND, "--cell", "all"])
+    (tmp_path / "results" / "regime_critic").mkdir()
+    write_csv(runs, tmp_path / "results" / "regime_critic" / "runs.csv")
+    with pytest.raises(SystemExit) as refused:
+        plan_cli.main()
+    assert refused.value.code == 2 and "--cell all is for experiments of cells" in capsys.readouterr().err
