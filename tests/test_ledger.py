@@ -123,3 +123,22 @@ def test_tables_from_another_machine_merge_like_its_run_folders(tmp_path):
     assert {p.name: p.read_bytes() for p in here.iterdir()} == before
     with pytest.raises(FileNotFoundError, match="takes a results folder"):
         ledger.merge_tables(tmp_path / "nowhere", here)
+
+
+def test_merging_tables_brings_the_plans_the_other_machine_wrote_and_never_rewrites_one(tmp_path):
+    src, here, there = tmp_path / "multirun", tmp_path / "here", tmp_path / "there"
+    make(src, "none-0", "none", 0, 0.80)
+    ledger.collect("early_regime", src, None, here)
+    ledger.collect("early_regime", src, None, there)
+    (here / "plan.json").write_text('{"hardware": "cpu"}')
+    (there / "plan.json").write_text('{"hardware": "cpu"}')
+    (there / "plan-nvidia-h200-batched.json").write_text('{"hardware": "NVIDIA H200 (batched)"}')
+    ledger.merge_tables(there, here)                        # a GPU window's plan comes back with it
+    assert (here / "plan-nvidia-h200-batched.json").read_text() == '{"hardware": "NVIDIA H200 (batched)"}'
+    (there / "plan.json").write_text('{"hardware": "cpu", "seeds": {}}')
+    make(src, "none-1", "none", 1, 0.81)
+    ledger.collect("early_regime", src, None, there)
+    before = {p.name: p.read_bytes() for p in here.iterdir()}
+    with pytest.raises(LedgerConflict, match="plan.json differs .* a committed plan is never rewritten"):
+        ledger.merge_tables(there, here)
+    assert {p.name: p.read_bytes() for p in here.iterdir()} == before        # not even the new run

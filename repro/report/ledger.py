@@ -112,14 +112,25 @@ def collect(name: str, source: Path, wandb_path: str | None, out: Path, shared: 
 
 def merge_tables(source: Path, out: Path) -> None:
     """Add the runs another copy of the tables holds (results/NAME from a machine whose run
-    directories did not come back) that out/ does not hold yet; the same refusal as collect."""
+    directories did not come back) that out/ does not hold yet, and the plans it wrote that out/
+    lacks; the same refusal as collect, and a plan of the same name that differs refused, before
+    anything is written."""
     if not (source / "runs.csv").is_file():
         raise FileNotFoundError(f"{source}/runs.csv does not exist: --from-tables takes a results folder "
                                 "(runs.csv, curves.csv, collection.json)")
+    plans = {p.name: p.read_bytes() for p in source.glob("plan*.json")}
+    changed = [name for name, text in plans.items()
+               if (out / name).is_file() and (out / name).read_bytes() != text]
+    if changed:
+        raise LedgerConflict(f"{source}/{changed[0]} differs from {out}/{changed[0]}: a committed plan is "
+                             "never rewritten; merge the other machine's tables without that file")
     runs, curves, entries = read_tables(source)
     skipped = read_csv(out / "skipped.csv") if (out / "skipped.csv").is_file() else []
     added = merge(out, runs, curves, skipped, entries)
-    print(f"merged {len(runs)} runs from {source} ({len(added)} new): {out}")
+    new = [name for name in sorted(plans) if not (out / name).is_file()]
+    for name in new:                                  # a plan the other machine wrote (a GPU window's)
+        (out / name).write_bytes(plans[name])
+    print(f"merged {len(runs)} runs from {source} ({len(added)} new){f', plans {new}' if new else ''}: {out}")
 
 
 def hardware_kinds(rows: list[dict]) -> list:
