@@ -145,5 +145,6 @@ def write(args, experiment, folder, cell: dict | None, curves: bool) -> None:
         (folder / ("plan.json" if first else plan_name(args.hardware, cell))).write_text(text)
     print(text, end="")
 
+
 if __name__ == "__main__":
     main()
