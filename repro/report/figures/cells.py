@@ -119,31 +119,39 @@ def where(runs: list[dict], out: Path) -> list[str]:
             for label, words in (("Holds", HOLDS), ("Does not hold (opposite, or no effect as large as the "
                                                        "margin)", FAILS), ("Undecided", ())):
                 said = [r for r in judged if r["n"] and said_by(r["verdict"], words)]
-                lines.append(f"- {label}: " + ("; ".join(map(stated, said)) or "none") + ".")
+                if any(r["n"] for r in judged):
+                    lines.append(f"- {label}: " + ("; ".join(map(stated, said)) or "none") + ".")
             if unrun := [r["claim"] for r in judged if not r["n"]]:
-                lines.append(f"- Not run yet (no paired runs): {'; '.join(unrun)}.")
+                lines.append(f"- Not run yet (no paired runs): {'; '.join(unrun).removesuffix('.')}.")
             lines.append("")
     return lines[:-1]
 
 
 def map_cells(cells: list, kind) -> tuple[dict, dict]:
-    """Per (claim family, cell): the effect in pp where the cell has paired runs, and the text the
-    map writes in it: the effect, interval, seeds and verdict, or that it has no paired runs yet or
-    that its regime does not claim the family; then the regime and the no-dropout gap."""
+    """Per (claim family, cell): the test-accuracy effect in pp where the cell has paired runs, and
+    the text the map writes in it: the effect, interval, seeds and verdict of the cell's claim (at
+    its planned seeds, as its table has them), the effect over every seed where its regime claims
+    nothing, or that it has no paired runs yet; then the regime and the no-dropout gap."""
     texts, effects = {}, {}
     for cell, rows, plan in cells:
         regime = regime_for(rows, plan)
-        judged = {(c.method, c.baseline): r["verdict"] for c, r in
-                  zip(regime.claims, glance_on(regime, rows, plan, kind))}
+        judged = {(c.method, c.baseline): r for c, r in
+                  zip(regime.claims, glance_on(regime, rows, plan, kind)) if c.metric == "test_acc"}
         for family in FAMILIES:
-            claim = paper.Claim("", family[0], family[1], "test_acc", +1, 0.0, "")
-            d, h, n = claim_diff(claim, group_by(rows, "drop.kind", "drop.mode"))
-            said = judged.get(family)
-            if n:
-                effects[family, cell] = 100 * d
-                said = f"{fmt(d, h, 100)} pp, {n} seeds\n{said or 'not claimed in this regime'}"
+            row = judged.get(family)
+            if row:
+                d, h, n = row["diff"], row["half"], row["n"]
+                said = f"{row['seeds']} seeds" if row["planned"] else f"{n} seeds, unplanned"
+                said = f"{fmt(d, h)} pp, {said}\n{row['verdict']}"
             else:
-                said = "no paired runs yet" if said else "not claimed in this regime"
+                claim = paper.Claim("", family[0], family[1], "test_acc", +1, 0.0, "")
+                d, h, n = claim_diff(claim, group_by(rows, "drop.kind", "drop.mode"))
+                d, h = 100 * d, 100 * h
+                said = f"{fmt(d, h)} pp, {n} seeds\nnot claimed in this regime"
+            if n:
+                effects[family, cell] = d
+            else:
+                said = "no paired runs yet" if row else "not claimed in this regime"
             texts[family, cell] = f"{said}\n{regime_of(rows, plan)}, gap {100 * gap(rows)[0]:.1f} pp"
     return effects, texts
 
