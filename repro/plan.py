@@ -126,9 +126,9 @@ def write(args, experiment, folder, cell: dict | None, curves: bool) -> None:
               "its pilot", file=sys.stderr)
         if args.write and pending_note(folder):
             raise ConfigError(f"{folder}{pending_note(folder)}: nothing to write before a kind's pilot is in")
-    short = [c for c in plan.get("comparisons", []) if len(c.get("pilot_seeds", range(MIN_PILOT_SEEDS)))
-             < MIN_PILOT_SEEDS]                       # curve plans without a pilot state their seeds
-    if args.write and short and plan.get("status") != PENDING:
+    short = [c for c in plan.get("comparisons", [])    # curve plans without a pilot have no pilot seeds
+             if "pilot_seeds" in c and len(c["pilot_seeds"]) < MIN_PILOT_SEEDS]
+    if args.write and short:
         c, n = short[0], MIN_PILOT_SEEDS
         raise ConfigError(f"the pilot has {len(c['pilot_seeds'])} paired seeds for '{c['claim']}'; a plan "
                           f"needs {n} (3-seed pilots here underestimated the spread about 2x): run seeds "

@@ -199,16 +199,16 @@ def cell_and_drop(run: str) -> tuple:
 def write_cost(out: Path) -> None:
     """cost.md: the measured seconds per run of each kind, cell and arm, and each plan's cost
     (its runs x the cell's median seconds per run), built from the tables like everything else."""
-    times = {(k, *key): t for (k, key), t in wall_times(out / "collection.json", cell_and_drop).items()}
+    times = wall_times(out / "collection.json", cell_and_drop)
     lines = ["# regime_study: cost", "",
              "| hardware | cell (width x images) | arm | runs | median s per run |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {c[0]} x {c[1]} | {arm} | {len(t)} | {statistics.median(t):.0f} |"
-              for (k, c, arm), t in sorted(times.items(), key=str)]
+              for (k, (c, arm)), t in sorted(times.items(), key=str)]
     lines += ["", "| plan | hardware | cell | regime | runs planned | s per run (median, cell) | "
               "core- or GPU-hours |", "|---|---|---|---|---|---|---|"]
     for plan in read_plans(out):
         cell = cell_of(plan)
-        measured = [t for (k, c, _), ts in times.items() if k == plan["hardware"] and c == cell for t in ts]
+        measured = [t for (k, (c, _)), ts in times.items() if k == plan["hardware"] and c == cell for t in ts]
         per_run = statistics.median(measured) if measured else math.nan
         runs = sum(plan["seeds"].values())
         lines.append(f"| {plan['file']} | {plan['hardware']} | {cell[0]} x {cell[1]} | {plan['regime']} | "
